@@ -1,0 +1,450 @@
+"""Load and validate `config.toml`.
+
+The schema is pydantic models with `extra="forbid"`; secrets are resolved during the same
+validation pass (from the environment mapping or a file given in the validation context),
+so one refusal lists every problem at once, each by its key path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import tomllib
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+DEFAULT_USAGE_PATH = "/api/organizations/{org_uuid}/usage"
+DEFAULT_BOOTSTRAP_PATH = "/api/bootstrap"
+CONFIG_ENV = "MONITOR_CONFIG"
+
+CredentialKind = Literal["bearer", "session"]
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, problems: Sequence[str], source: str = "config") -> None:
+        self.problems = list(problems)
+        self.source = source
+        super().__init__(f"{source}: " + "; ".join(self.problems))
+
+    def render(self) -> str:
+        count = len(self.problems)
+        head = f"{self.source}: {count} problem{'s' if count != 1 else ''}"
+        return "\n".join([head, *(f"  {p}" for p in self.problems)])
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A resolved secret and how to present it; its value never shows in repr or str."""
+
+    kind: CredentialKind
+    secret: SecretStr = field(repr=False)
+    source: str  # where it came from, e.g. "$CLAUDE_TOKEN" or "file /run/secrets/acme"
+
+    def headers(self) -> dict[str, str]:
+        value = self.secret.get_secret_value()
+        if self.kind == "bearer":
+            return {"Authorization": f"Bearer {value}"}
+        return {"Cookie": f"sessionKey={value}"}
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable id of the secret, for grouping orgs that share one (never exported)."""
+        digest = hashlib.sha256(self.secret.get_secret_value().encode()).hexdigest()
+        return f"{self.kind}:{digest[:16]}"
+
+    def masked(self) -> str:
+        value = self.secret.get_secret_value()
+        shown = value[:4] + "…" if len(value) > 12 else "…"
+        return f"{self.kind} {shown} ({len(value)} chars, from {self.source})"
+
+    def __str__(self) -> str:
+        return f"{self.kind} credential from {self.source}"
+
+
+def _environ(info: ValidationInfo) -> Mapping[str, str]:
+    context = info.context or {}
+    env = context.get("environ")
+    return env if env is not None else os.environ
+
+
+def _base_dir(info: ValidationInfo) -> Path:
+    context = info.context or {}
+    base = context.get("base_dir")
+    return Path(base) if base is not None else Path.cwd()
+
+
+def _warnings(info: ValidationInfo) -> list[str] | None:
+    context = info.context or {}
+    found = context.get("warnings")
+    return found if isinstance(found, list) else None
+
+
+@dataclass(frozen=True)
+class ResolvedSecret:
+    """A secret read once at load time, with where it came from (safe to print)."""
+
+    origin: str
+    value: SecretStr = field(repr=False)
+
+
+def _secret_from_env(value: Any, info: ValidationInfo) -> ResolvedSecret:
+    if not isinstance(value, str) or not value:
+        raise PydanticCustomError("secret_name", "must be the name of an environment variable")
+    raw = _environ(info).get(value)
+    if raw is None:
+        raise PydanticCustomError(
+            "secret_missing", "environment variable {name} is not set", {"name": value}
+        )
+    if not raw.strip():
+        raise PydanticCustomError(
+            "secret_empty", "environment variable {name} is empty", {"name": value}
+        )
+    return ResolvedSecret(f"${value}", SecretStr(raw.strip()))
+
+
+def _secret_from_file(value: Any, info: ValidationInfo) -> ResolvedSecret:
+    if not isinstance(value, str) or not value:
+        raise PydanticCustomError("secret_name", "must be a file path")
+    path = Path(value)
+    if not path.is_absolute():
+        path = _base_dir(info) / path
+    try:
+        raw = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise PydanticCustomError(
+            "secret_missing", "file {path} does not exist", {"path": str(path)}
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise PydanticCustomError(
+            "secret_unreadable",
+            "file {path} cannot be read: {reason}",
+            {"path": str(path), "reason": reason},
+        ) from None
+    if not raw.strip():
+        raise PydanticCustomError("secret_empty", "file {path} is empty", {"path": str(path)})
+    warnings = _warnings(info)
+    if warnings is not None and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warnings.append(f"secret file {path} is readable by group or others (chmod 600 it)")
+    return ResolvedSecret(f"file {path}", SecretStr(raw.strip()))
+
+
+EnvSecret = Annotated[ResolvedSecret, PlainValidator(_secret_from_env)]
+FileSecret = Annotated[ResolvedSecret, PlainValidator(_secret_from_file)]
+
+_PATH_TEMPLATE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/{}-]*$")
+
+
+def _check_base_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return value.rstrip("/")
+
+
+def _check_path_template(value: str, placeholder: str | None) -> str:
+    if not _PATH_TEMPLATE.match(value):
+        raise ValueError("must be a path starting with '/'")
+    names = set(re.findall(r"{([^{}]*)}", value))
+    allowed = {placeholder} if placeholder else set()
+    unknown = names - allowed
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder {{{sorted(unknown)[0]}}}; only {{org_uuid}} is allowed"
+        )
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=4000, ge=1, le=65535)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
+
+
+class UpstreamConfig(_Section):
+    base_url: str = "https://api.anthropic.com"
+    timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    user_agent: str = "claude-code/2.0"
+    headers: dict[str, str] = Field(default_factory=dict)
+    usage_path: str = DEFAULT_USAGE_PATH
+    max_connections: int = Field(default=100, ge=1, le=10_000)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _check_base_url(value)
+
+    @field_validator("usage_path")
+    @classmethod
+    def _usage_path(cls, value: str) -> str:
+        return _check_path_template(value, "org_uuid")
+
+    @field_validator("headers")
+    @classmethod
+    def _no_credential_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if name.lower() in ("authorization", "cookie"):
+                raise ValueError(f"{name!r} cannot be set here: credentials come from each org")
+        return value
+
+
+class PollConfig(_Section):
+    interval_seconds: float = Field(default=60.0, ge=1)
+    max_interval_seconds: float = Field(default=300.0, ge=1)
+    concurrency: int = Field(default=16, ge=1, le=10_000)
+    shard: str | None = None
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_shard(value)
+        return value
+
+    @field_validator("max_interval_seconds")
+    @classmethod
+    def _ordered(cls, value: float, info: ValidationInfo) -> float:
+        interval = info.data.get("interval_seconds")
+        if interval is not None and value < interval:
+            raise ValueError(f"{value:g} is below interval_seconds ({interval:g})")
+        return value
+
+
+def parse_shard(value: str) -> tuple[int, int]:
+    """`"2/3"` -> (2, 3): this replica is shard 2 (1-based) of 3."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
+    if not match:
+        raise ValueError(f"must look like '2/3' (this shard / number of shards), got {value!r}")
+    index, count = int(match[1]), int(match[2])
+    if count < 1 or not 1 <= index <= count:
+        raise ValueError(f"shard {index}/{count}: the index must be between 1 and {count}")
+    return index, count
+
+
+class _CredentialSource(_Section):
+    token_env: EnvSecret | None = None
+    token_file: FileSecret | None = None
+    session_key_env: EnvSecret | None = None
+    session_key_file: FileSecret | None = None
+    base_url: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_base_url(value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        given = [key for key in _SOURCE_KEYS if getattr(self, key) is not None]
+        if not given:
+            raise PydanticCustomError(
+                "credential_count",
+                "no credential: set one of {keys}",
+                {"keys": ", ".join(_SOURCE_KEYS)},
+            )
+        if len(given) > 1:
+            raise PydanticCustomError(
+                "credential_count",
+                "more than one credential ({keys}): keep exactly one",
+                {"keys": " and ".join(given)},
+            )
+        return self
+
+    def credential(self) -> Credential:
+        for key in _SOURCE_KEYS:
+            secret: ResolvedSecret | None = getattr(self, key)
+            if secret is not None:
+                kind: CredentialKind = "bearer" if key.startswith("token") else "session"
+                return Credential(kind=kind, secret=secret.value, source=secret.origin)
+        raise AssertionError("a validated section has exactly one credential")
+
+
+_SOURCE_KEYS = ("token_env", "token_file", "session_key_env", "session_key_file")
+
+
+class OrgConfig(_CredentialSource):
+    uuid: uuid.UUID
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    usage_path: str | None = None
+
+    @field_validator("usage_path")
+    @classmethod
+    def _usage_path(cls, value: str | None) -> str | None:
+        return None if value is None else _check_path_template(value, "org_uuid")
+
+    @property
+    def label(self) -> str:
+        return self.name or str(self.uuid)
+
+
+class AccountConfig(_CredentialSource):
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    bootstrap_path: str = DEFAULT_BOOTSTRAP_PATH
+    usage_path: str | None = None
+
+    @field_validator("bootstrap_path")
+    @classmethod
+    def _bootstrap_path(cls, value: str) -> str:
+        return _check_path_template(value, None)
+
+    @field_validator("usage_path")
+    @classmethod
+    def _usage_path(cls, value: str | None) -> str | None:
+        return None if value is None else _check_path_template(value, "org_uuid")
+
+
+class Config(_Section):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
+    poll: PollConfig = Field(default_factory=PollConfig)
+    orgs: list[OrgConfig] = Field(default_factory=list)
+    accounts: list[AccountConfig] = Field(default_factory=list)
+
+
+def duplicate_org_problems(data: Mapping[str, Any]) -> list[str]:
+    """Orgs listed twice (by uuid or by name), found on the raw document so they are
+    reported together with every other problem."""
+    orgs = data.get("orgs")
+    if not isinstance(orgs, list):
+        return []
+    problems: list[str] = []
+    seen_uuid: dict[uuid.UUID, int] = {}
+    seen_name: dict[str, int] = {}
+    for index, org in enumerate(orgs):
+        if not isinstance(org, Mapping):
+            continue
+        try:
+            org_uuid = uuid.UUID(str(org.get("uuid")))
+        except ValueError:
+            continue
+        if org_uuid in seen_uuid:
+            first = seen_uuid[org_uuid]
+            problems.append(f"orgs[{index}].uuid: the same org as orgs[{first}]; list it once")
+            continue
+        seen_uuid[org_uuid] = index
+        raw_name = org.get("name")
+        name = raw_name if isinstance(raw_name, str) else str(org_uuid)
+        if name in seen_name:
+            first = seen_name[name]
+            problems.append(f"orgs[{index}].name: {name!r} is already the name of orgs[{first}]")
+        seen_name.setdefault(name, index)
+    return problems
+
+
+def _path_of(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _message(error: ErrorDetails | dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    got = error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see the README's configuration reference)"
+    if kind == "uuid_parsing" or kind == "uuid_type":
+        return f"not a UUID (got {got!r})"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if kind in _BOUND_ERRORS:
+        return f"{msg[0].lower()}{msg[1:]} (got {got!r})"
+    return msg
+
+
+_BOUND_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    problems: list[str] = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        path = _path_of(loc)
+        problems.append(f"{path}: {_message(error)}" if path else _message(error))
+    return problems
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+    source: str = "config",
+    warnings: list[str] | None = None,
+) -> Config:
+    """Validate a decoded TOML document and resolve its secrets; ConfigError lists every problem."""
+    context: dict[str, Any] = {"environ": environ if environ is not None else os.environ}
+    if base_dir is not None:
+        context["base_dir"] = base_dir
+    if warnings is not None:
+        context["warnings"] = warnings
+    problems: list[str] = []
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data, context=context)
+    except ValidationError as exc:
+        problems = format_errors(exc)
+    problems += duplicate_org_problems(data)
+    if problems or config is None:
+        raise ConfigError(problems, source)
+    return config
+
+
+def load_config(
+    path: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    warnings: list[str] | None = None,
+) -> Config:
+    """Read and validate a TOML file. Relative `token_file`s are relative to the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        hint = f"--config PATH or ${CONFIG_ENV} choose another file"
+        raise ConfigError([f"file not found ({hint})"], str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot be read: {exc}"], str(path)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
+    return parse_config(
+        data, environ=environ, base_dir=path.parent, source=str(path), warnings=warnings
+    )
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(explicit or env.get(CONFIG_ENV) or "config.toml")

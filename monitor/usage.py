@@ -1,0 +1,136 @@
+"""Turn any usage payload into an immutable snapshot.
+
+The upstream's shape drifts (documented `claude_code`/`projects`, observed `five_hour`,
+`seven_day_*`, codename keys, `limits[]`, `spend`), so parsing is loose: every top-level
+object with `utilization` and/or `resets_at` is a window, `null` is "no value" (never 0),
+and a malformed field drops only that field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+EXTRA_USAGE = "extra_usage"
+WINDOW_FIELDS = ("utilization", "resets_at")
+# Window names become label values: keep them to what a sane upstream key looks like, so a
+# garbage payload cannot blow up the label set.
+_WINDOW_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageWindow:
+    """One usage window: utilization as a ratio (1.0 = 100 %), reset time in Unix seconds."""
+
+    name: str
+    utilization: float | None
+    resets_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraUsage:
+    """Extra-usage credits, in the upstream's minor units (cents)."""
+
+    is_enabled: bool | None
+    monthly_limit: float | None
+    used_credits: float | None
+    currency: str | None = None
+    decimal_places: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSnapshot:
+    windows: tuple[UsageWindow, ...]
+    extra: ExtraUsage | None
+
+    def window(self, name: str) -> UsageWindow | None:
+        return next((w for w in self.windows if w.name == name), None)
+
+    def utilizations(self) -> dict[str, float | None]:
+        return {w.name: w.utilization for w in self.windows}
+
+    def reset_times(self) -> list[float]:
+        return [w.resets_at for w in self.windows if w.resets_at is not None]
+
+
+EMPTY_SNAPSHOT = UsageSnapshot(windows=(), extra=None)
+
+
+def parse_number(value: Any) -> float | None:
+    """A finite JSON number, else None (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def parse_timestamp(value: Any) -> float | None:
+    """ISO-8601 with `Z`, an offset and/or microseconds -> Unix seconds; anything else -> None.
+
+    A time without an offset is refused rather than guessed: the upstream always sends one.
+    """
+    if not isinstance(value, str) or not 10 <= len(value) <= 64:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return None
+    try:
+        return moment.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _is_window(value: Any) -> bool:
+    return isinstance(value, dict) and any(key in value for key in WINDOW_FIELDS)
+
+
+def parse_window(name: str, value: dict[str, Any]) -> UsageWindow:
+    percent = parse_number(value.get("utilization"))
+    return UsageWindow(
+        name=name,
+        utilization=None if percent is None else percent / 100.0,
+        resets_at=parse_timestamp(value.get("resets_at")),
+    )
+
+
+def parse_extra(value: Any) -> ExtraUsage | None:
+    if not isinstance(value, dict):
+        return None
+    enabled = value.get("is_enabled")
+    limit = value.get("monthly_limit")
+    if limit is None:
+        # claude.ai calls the same limit by another name
+        limit = value.get("monthly_credit_limit")
+    places = value.get("decimal_places")
+    currency = value.get("currency")
+    return ExtraUsage(
+        is_enabled=enabled if isinstance(enabled, bool) else None,
+        monthly_limit=parse_number(limit),
+        used_credits=parse_number(value.get("used_credits")),
+        currency=currency if isinstance(currency, str) and len(currency) <= 8 else None,
+        decimal_places=places
+        if isinstance(places, int) and not isinstance(places, bool) and 0 <= places <= 8
+        else None,
+    )
+
+
+def parse_usage(payload: Any) -> UsageSnapshot:
+    """Parse a decoded JSON usage payload. Never raises; a non-object gives an empty snapshot
+    (the caller decides whether that shape is an error)."""
+    if not isinstance(payload, dict):
+        return EMPTY_SNAPSHOT
+    windows = tuple(
+        parse_window(key, value)
+        for key, value in payload.items()
+        if isinstance(key, str) and _WINDOW_NAME.fullmatch(key) and _is_window(value)
+    )
+    return UsageSnapshot(windows=windows, extra=parse_extra(payload.get(EXTRA_USAGE)))
