@@ -1,0 +1,256 @@
+"""Calls monitor makes on its own behalf: an org's usage and an account's bootstrap.
+
+Every failure becomes a `PollError` whose `result` is the bounded `result` label, with a
+message that says what happened upstream and never contains the credential.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from monitor.config import Credential, UpstreamConfig
+from monitor.state import OrgTarget, PollResult
+from monitor.usage import UsageSnapshot, parse_usage
+
+MAX_BODY_BYTES = 1024 * 1024
+_STATUS_RESULTS = {
+    401: PollResult.UNAUTHORIZED,
+    403: PollResult.FORBIDDEN,
+    404: PollResult.NOT_FOUND,
+    429: PollResult.RATE_LIMITED,
+}
+
+
+class PollError(Exception):
+    def __init__(
+        self,
+        result: PollResult,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.result = result
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class DiscoveredOrg:
+    uuid: str
+    name: str | None
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, moment.timestamp() - now)
+
+
+def upstream_error_message(body: bytes) -> str | None:
+    """The `error.message` of an upstream JSON error body, if it has one."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("type")
+        if isinstance(message, str):
+            return message[:200]
+    return None
+
+
+def looks_like_html(content_type: str, body: bytes) -> bool:
+    head = body[:512].lstrip().lower()
+    return "html" in content_type or head.startswith((b"<!doctype html", b"<html"))
+
+
+def failure_for_status(
+    status: int, body: bytes, content_type: str, retry_after: str | None, now: float
+) -> PollError:
+    """Map a non-200 answer onto a PollError (pure, so every status is a plain test)."""
+    detail = upstream_error_message(body)
+    if detail is None and looks_like_html(content_type, body):
+        detail = "an HTML page instead of JSON (Cloudflare challenge?)"
+    text = f"HTTP {status}" + (f": {detail}" if detail else "")
+    if status in _STATUS_RESULTS:
+        result = _STATUS_RESULTS[status]
+    elif status >= 500:
+        result = PollResult.SERVER_ERROR
+    else:
+        result = PollResult.INVALID_RESPONSE
+    wait = parse_retry_after(retry_after, now) if result is PollResult.RATE_LIMITED else None
+    return PollError(result, text, status=status, retry_after=wait)
+
+
+def decode_json_object(body: bytes, content_type: str) -> dict[str, Any]:
+    if looks_like_html(content_type, body):
+        raise PollError(PollResult.INVALID_RESPONSE, "HTML page instead of JSON (Cloudflare?)")
+    try:
+        payload = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise PollError(PollResult.INVALID_RESPONSE, f"body is not JSON ({exc.msg})") from None
+    except ValueError:
+        raise PollError(PollResult.INVALID_RESPONSE, "body is not UTF-8 JSON") from None
+    if not isinstance(payload, dict):
+        kind = type(payload).__name__
+        raise PollError(PollResult.INVALID_RESPONSE, f"JSON {kind} where an object was expected")
+    return payload
+
+
+def parse_bootstrap(payload: Mapping[str, Any]) -> list[DiscoveredOrg]:
+    """Organizations of an AccountBootstrap, bare or under `account`."""
+    account = payload.get("account", payload)
+    memberships = account.get("memberships") if isinstance(account, dict) else None
+    if not isinstance(memberships, list):
+        raise PollError(PollResult.INVALID_RESPONSE, "bootstrap has no memberships list")
+    found: dict[str, DiscoveredOrg] = {}
+    for membership in memberships:
+        org = membership.get("organization") if isinstance(membership, dict) else None
+        if not isinstance(org, dict):
+            continue
+        try:
+            org_uuid = str(uuid.UUID(str(org.get("uuid"))))
+        except ValueError:
+            continue
+        name = org.get("name")
+        found.setdefault(org_uuid, DiscoveredOrg(org_uuid, name if isinstance(name, str) else None))
+    return list(found.values())
+
+
+class UpstreamClient:
+    """The process's one upstream ClientSession, and monitor's own calls over it.
+
+    `open()` and `close()` bracket the session's life (the app calls them from a
+    cleanup_ctx); the proxy forwards over `session` too, sharing its connection pool.
+    """
+
+    def __init__(self, config: UpstreamConfig) -> None:
+        self._config = config
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout_seconds)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._config.max_connections)
+        # trust_env=False: a stray HTTP(S)_PROXY must not reroute credentials.
+        self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("the upstream session is not open (app not started)")
+        return self._session
+
+    @property
+    def config(self) -> UpstreamConfig:
+        return self._config
+
+    def _headers(self, credential: Credential) -> dict[str, str]:
+        return {
+            "Accept": "application/json",
+            "User-Agent": self._config.user_agent,
+            **self._config.headers,
+            **credential.headers(),
+        }
+
+    async def get_json(self, url: str, credential: Credential) -> dict[str, Any]:
+        secret = credential.secret.get_secret_value()
+        try:
+            return await self._get_json(url, credential)
+        except PollError as exc:
+            if secret and secret in exc.message:
+                exc.message = exc.message.replace(secret, "***")
+                exc.args = (exc.message,)
+            raise
+
+    async def _get_json(self, url: str, credential: Credential) -> dict[str, Any]:
+        try:
+            async with self.session.get(
+                url,
+                headers=self._headers(credential),
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                body = await _read_limited(response)
+                content_type = response.headers.get("Content-Type", "").lower()
+                if response.status != 200:
+                    retry_after = response.headers.get("Retry-After")
+                    raise failure_for_status(
+                        response.status, body, content_type, retry_after, time.time()
+                    )
+                return decode_json_object(body, content_type)
+        except TimeoutError:
+            seconds = self._config.timeout_seconds
+            raise PollError(PollResult.TIMEOUT, f"no answer within {seconds:g} s") from None
+        except aiohttp.ClientPayloadError as exc:
+            raise PollError(
+                PollResult.CONNECTION_ERROR, f"body cut short: {_reason(exc)}"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise PollError(PollResult.CONNECTION_ERROR, _reason(exc)) from None
+
+    async def fetch_usage(self, target: OrgTarget) -> UsageSnapshot:
+        return parse_usage(await self.get_json(target.usage_url, target.credential))
+
+    async def fetch_bootstrap(self, url: str, credential: Credential) -> list[DiscoveredOrg]:
+        return parse_bootstrap(await self.get_json(url, credential))
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
+    declared = response.content_length
+    if declared is not None and declared > MAX_BODY_BYTES:
+        raise PollError(
+            PollResult.INVALID_RESPONSE, f"body of {declared} bytes is over the 1 MiB limit"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PollError(PollResult.INVALID_RESPONSE, "body is over the 1 MiB limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reason(exc: BaseException) -> str:
+    # aiohttp's messages name the host and port, never request headers, so they are safe.
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300] if text != type(exc).__name__ else text
+
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "DiscoveredOrg",
+    "PollError",
+    "UpstreamClient",
+    "decode_json_object",
+    "failure_for_status",
+    "parse_bootstrap",
+    "parse_retry_after",
+]
