@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -19,7 +20,15 @@ from monitor.poller import Poller
 from monitor.state import OrgTarget, UsageStore
 from monitor.upstream import UpstreamClient
 
-CONFIG_KEY = web.AppKey("config", Config)
+
+@dataclass
+class LiveConfig:
+    """The config in force; `current` is replaced when SIGHUP reloads the file."""
+
+    current: Config
+
+
+CONFIG_KEY = web.AppKey("config", LiveConfig)
 STORE_KEY = web.AppKey("store", UsageStore)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 PROXY_METRICS_KEY = web.AppKey("proxy_metrics", ProxyMetrics)
@@ -45,7 +54,7 @@ def create_app(
     poller = Poller(config, store, upstream, clock=clock, select=select or _every_org)
 
     app = web.Application()
-    app[CONFIG_KEY] = config
+    app[CONFIG_KEY] = LiveConfig(config)
     app[STORE_KEY] = store
     app[REGISTRY_KEY] = registry
     app[PROXY_METRICS_KEY] = proxy_metrics

@@ -74,9 +74,10 @@ class Credential:
         return f"{self.kind}:{digest[:16]}"
 
     def masked(self) -> str:
-        value = self.secret.get_secret_value()
-        shown = value[:4] + "…" if len(value) > 12 else "…"
-        return f"{self.kind} {shown} ({len(value)} chars, from {self.source})"
+        # Not even a prefix: tokens share well-known prefixes, and the length and source
+        # are what an operator needs to tell two credentials apart.
+        length = len(self.secret.get_secret_value())
+        return f"{self.kind} ******** ({length} chars, from {self.source})"
 
     def __str__(self) -> str:
         return f"{self.kind} credential from {self.source}"
@@ -443,6 +444,27 @@ def load_config(
     return parse_config(
         data, environ=environ, base_dir=path.parent, source=str(path), warnings=warnings
     )
+
+
+def apply_overrides(
+    config: Config, *, host: str | None = None, port: int | None = None, shard: str | None = None
+) -> Config:
+    """The config with command-line overrides applied, validated like the file's keys."""
+    server = config.server.model_dump()
+    server.update({k: v for k, v in (("host", host), ("port", port)) if v is not None})
+    poll = config.poll.model_dump()
+    if shard is not None:
+        poll["shard"] = shard
+    try:
+        return config.model_copy(
+            update={
+                "server": ServerConfig.model_validate(server),
+                "poll": PollConfig.model_validate(poll),
+            }
+        )
+    except ValidationError as exc:
+        problems = [f"--{p.split('.', 1)[0].split(':')[0]}: {p}" for p in format_errors(exc)]
+        raise ConfigError(problems, "command line") from None
 
 
 def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path:

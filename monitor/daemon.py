@@ -1,0 +1,77 @@
+"""Serve one or more aiohttp apps until SIGINT/SIGTERM, then shut down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+
+log = logging.getLogger("monitor")
+
+
+@dataclass(frozen=True)
+class Listener:
+    app: web.Application
+    host: str
+    port: int
+    name: str
+
+
+class ListenError(Exception):
+    pass
+
+
+async def serve(
+    listeners: Sequence[Listener],
+    *,
+    grace_seconds: float,
+    on_started: Callable[[dict[str, str]], None] = lambda _urls: None,
+    on_reload: Callable[[], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Start every listener in order, call `on_started` with their URLs, wait for a stop
+    signal (or `stop`), then close them in reverse order. In-flight requests get up to
+    `grace_seconds` to finish; the apps' cleanup contexts close sessions and scheduler."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    runners: list[web.AppRunner] = []
+    urls: dict[str, str] = {}
+    try:
+        for listener in listeners:
+            runner = web.AppRunner(listener.app, shutdown_timeout=grace_seconds)
+            await runner.setup()
+            runners.append(runner)
+            site = web.TCPSite(runner, listener.host, listener.port)
+            try:
+                await site.start()
+            except OSError as exc:
+                where = f"{listener.host}:{listener.port}"
+                message = f"cannot listen on {where} ({listener.name}): {exc.strerror}"
+                raise ListenError(message) from None
+            urls[listener.name] = listening_url(runner, listener.host, listener.port)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if on_reload is not None:
+            loop.add_signal_handler(signal.SIGHUP, on_reload)
+        on_started(urls)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+def listening_url(runner: web.AppRunner, host: str, port: int) -> str:
+    """The URL a runner really listens on (port 0 becomes the port the OS chose)."""
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            host, port = str(address[0]), int(address[1])
+            shown = f"[{host}]" if ":" in host else host
+            return f"http://{shown}:{port}"
+    return f"http://{host}:{port}"

@@ -1,0 +1,91 @@
+"""`monitor demo`: the daemon and the simulator in one process, no credentials needed."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from monitor import __version__
+from monitor.app import create_app
+from monitor.config import Config, apply_overrides, config_path, load_config, parse_config
+from monitor.daemon import Listener, ListenError, listening_url, serve
+from monitor.simulator import DemoCredentials, demo_simulator
+
+log = logging.getLogger("monitor.demo")
+
+DEMO_POLL = {"interval_seconds": 5, "max_interval_seconds": 30, "concurrency": 4}
+
+
+def demo_config(
+    credentials: DemoCredentials, simulator_url: str, base: Config | None = None
+) -> Config:
+    """The daemon's config for the demo: every simulated org, polled fast.
+
+    `[server]`, `[upstream]` timeouts and `[poll]` come from the user's file when one was
+    given; the orgs and the upstream address are always the simulator's.
+    """
+    environ = {f"DEMO_TOKEN_{org.name.upper()}": org.token for org in credentials.orgs}
+    environ["DEMO_ACCOUNT_TOKEN"] = credentials.account_token
+    document: dict[str, Any] = {
+        "server": base.server.model_dump() if base else {},
+        "upstream": {**(base.upstream.model_dump() if base else {}), "base_url": simulator_url},
+        "poll": base.poll.model_dump() if base else DEMO_POLL,
+        "orgs": [
+            {"uuid": org.uuid, "name": org.name, "token_env": f"DEMO_TOKEN_{org.name.upper()}"}
+            for org in credentials.orgs
+        ],
+        "accounts": [{"name": "demo-account", "token_env": "DEMO_ACCOUNT_TOKEN"}],
+    }
+    return parse_config(document, environ=environ, source="demo")
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    base = load_config(config_path(args.config)) if args.config else None
+    simulator, credentials = demo_simulator()
+    # The simulator listens first: its address goes into the daemon's config.
+    sim_host = "127.0.0.1" if args.host in (None, "localhost") else args.host
+    sim_runner = web.AppRunner(simulator.create_app(), shutdown_timeout=1.0)
+    await sim_runner.setup()
+    try:
+        try:
+            await web.TCPSite(sim_runner, sim_host, args.simulator_port).start()
+        except OSError as exc:
+            where = f"{sim_host}:{args.simulator_port}"
+            message = f"cannot listen on {where} (simulator): {exc.strerror}; try --simulator-port"
+            raise ListenError(message) from None
+        sim_url = listening_url(sim_runner, sim_host, args.simulator_port)
+        internal_url = sim_url.replace("0.0.0.0", "127.0.0.1")  # noqa: S104 - a URL to dial
+        config = apply_overrides(
+            demo_config(credentials, internal_url, base), host=args.host, port=args.port
+        )
+        app = create_app(config)
+        listener = Listener(app, config.server.host, config.server.port, "monitor")
+
+        def started(urls: dict[str, str]) -> None:
+            print(_banner(urls["monitor"], sim_url, credentials), flush=True)
+
+        await serve(
+            [listener], grace_seconds=config.server.shutdown_grace_seconds, on_started=started
+        )
+    finally:
+        await sim_runner.cleanup()
+    return 0
+
+
+def _banner(url: str, sim_url: str, credentials: DemoCredentials) -> str:
+    acme = credentials.orgs[0]
+    return "\n".join(
+        [
+            f"monitor {__version__} demo: {len(credentials.orgs)} simulated orgs "
+            "(one with an expired token, one rate-limited) and one account to discover",
+            f"  metrics     {url}/metrics",
+            f"  health      {url}/healthz  {url}/readyz",
+            f"  proxy       curl -H 'Authorization: Bearer {acme.token}' "
+            f"{url}/api/organizations/{acme.uuid}/usage",
+            f"  simulator   {sim_url}  (state: {sim_url}/_simulator/state)",
+            "Ctrl-C to stop.",
+        ]
+    )

@@ -1,0 +1,54 @@
+"""Logging to stderr, one line per event: readable text, or JSON for machines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from types import TracebackType
+from typing import Literal
+
+LogFormat = Literal["text", "json"]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+
+# Attributes every LogRecord has; anything else was passed in `extra=` and is kept.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def formatException(self, ei: ExcInfo) -> str:
+        # Keep one line per event even when a traceback is attached.
+        return super().formatException(ei).replace("\n", " | ")
+
+
+def configure_logging(fmt: LogFormat = "text", level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # APScheduler logs every job run at INFO; that is one line per poll per org.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

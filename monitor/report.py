@@ -1,0 +1,142 @@
+"""Text and JSON renderings for the command line (`check-config`, `usage`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from monitor.config import Config
+from monitor.state import OrgState, targets_from_config
+from monitor.usage import ExtraUsage
+
+
+def format_duration(seconds: float) -> str:
+    """A short human duration: `45s`, `12m`, `3h 05m`, `2d 04h`; negative means past."""
+    if seconds < 0:
+        return "now"
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def format_money(amount: float | None, extra: ExtraUsage) -> str:
+    if amount is None:
+        return "-"
+    places = extra.decimal_places if extra.decimal_places is not None else 2
+    value = amount / 10**places
+    return f"{value:.{places}f}" + (f" {extra.currency}" if extra.currency else "")
+
+
+def format_extra(extra: ExtraUsage | None) -> str:
+    if extra is None:
+        return "-"
+    if extra.is_enabled is False:
+        return "off"
+    used = format_money(extra.used_credits, extra)
+    if extra.monthly_limit is None:
+        return used
+    return f"{used} / {format_money(extra.monthly_limit, extra)}"
+
+
+def print_config(config: Config, source: str, warnings: Sequence[str], out: TextIO) -> None:
+    up, poll, server = config.upstream, config.poll, config.server
+    lines = [
+        f"{source}: OK",
+        f"server:   {server.host}:{server.port}",
+        f"upstream: {up.base_url} (timeout {up.timeout_seconds:g} s, user agent {up.user_agent!r})",
+        f"poll:     every {poll.interval_seconds:g} s, up to {poll.max_interval_seconds:g} s "
+        f"while idle, {poll.concurrency} at once" + (f", shard {poll.shard}" if poll.shard else ""),
+        f"orgs ({len(config.orgs)}):",
+    ]
+    for target in targets_from_config(config):
+        lines.append(
+            f"  {target.name}  {target.uuid}  {target.credential.masked()}  {target.usage_url}"
+        )
+    lines.append(f"accounts ({len(config.accounts)}):")
+    for index, account in enumerate(config.accounts):
+        base = account.base_url or up.base_url
+        label = account.name or f"accounts[{index}]"
+        lines.append(
+            f"  {label}  {account.credential().masked()}  discovers via {base}"
+            f"{account.bootstrap_path}"
+        )
+    lines.extend(f"warning: {w}" for w in warnings)
+    out.write("\n".join(lines) + "\n")
+
+
+def usage_table(states: Sequence[OrgState], now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    rows: list[tuple[str, ...]] = [("ORG", "WINDOW", "USED", "RESETS IN", "EXTRA CREDITS")]
+    problems: list[str] = []
+    for state in sorted(states, key=lambda s: s.target.name):
+        snapshot = state.snapshot
+        if not state.up:
+            problems.append(f"{state.target.name}: {state.last_result}: {state.last_error}")
+        if snapshot is None:
+            continue
+        extra = format_extra(snapshot.extra)
+        windows = [w for w in snapshot.windows if w.utilization is not None or w.resets_at]
+        if not windows:
+            rows.append((state.target.name, "(no active window)", "-", "-", extra))
+        for index, window in enumerate(windows):
+            used = "-" if window.utilization is None else f"{window.utilization * 100:.1f}%"
+            resets = "-" if window.resets_at is None else format_duration(window.resets_at - now)
+            rows.append((state.target.name, window.name, used, resets, extra if index == 0 else ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    text = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    if problems:
+        text += ["", "failed:"] + [f"  {p}" for p in problems]
+    return "\n".join(text)
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+def usage_report(states: Sequence[OrgState]) -> dict[str, Any]:
+    orgs = []
+    for state in sorted(states, key=lambda s: s.target.name):
+        snapshot = state.snapshot
+        extra = snapshot.extra if snapshot else None
+        orgs.append(
+            {
+                "org": state.target.name,
+                "org_uuid": state.target.uuid,
+                "result": state.last_result.value if state.last_result else None,
+                "error": state.last_error,
+                "windows": {
+                    w.name: {
+                        "utilization_percent": None
+                        if w.utilization is None
+                        else round(w.utilization * 100, 4),
+                        "resets_at": _iso(w.resets_at),
+                    }
+                    for w in (snapshot.windows if snapshot else ())
+                },
+                "extra_usage": None
+                if extra is None
+                else {
+                    "is_enabled": extra.is_enabled,
+                    "monthly_limit": extra.monthly_limit,
+                    "used_credits": extra.used_credits,
+                    "currency": extra.currency,
+                    "decimal_places": extra.decimal_places,
+                },
+            }
+        )
+    return {"orgs": orgs}

@@ -1,0 +1,94 @@
+"""Shared fixtures: a simulator served over real HTTP, configs pointing at it, tool lookup."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from monitor.config import Config, parse_config
+from monitor.simulator import Simulator
+
+FIXTURES = Path(__file__).parent / "fixtures" / "upstream"
+
+ORG_A = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+ORG_B = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
+ORG_C = "3c9e1f52-8a47-4d6b-b1e0-7f2a9c4d5e63"
+TOKEN_A = "test-token-a-0123456789abcdef"
+TOKEN_B = "test-token-b-0123456789abcdef"
+TOKEN_C = "test-token-c-0123456789abcdef"
+# Every secret a test hands out, so tests can assert none of them leaks anywhere.
+ALL_TEST_SECRETS = (TOKEN_A, TOKEN_B, TOKEN_C)
+
+
+def require_tool(name: str, hint: str) -> str:
+    """Path of an external tool. Missing: skip locally, fail in CI (MONITOR_REQUIRE_TOOLS=1)."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} not found: {hint}"
+        if os.environ.get("MONITOR_REQUIRE_TOOLS") == "1":
+            pytest.fail(message + " (MONITOR_REQUIRE_TOOLS=1: tools are required here)")
+        pytest.skip(message)
+    return path
+
+
+def fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+def make_config(
+    base_url: str,
+    orgs: list[dict[str, Any]] | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    **sections: Any,
+) -> Config:
+    """A validated Config whose upstream is `base_url`. Orgs default to A and B."""
+    env = {"TOKEN_A": TOKEN_A, "TOKEN_B": TOKEN_B, "TOKEN_C": TOKEN_C, **(environ or {})}
+    if orgs is None:
+        orgs = [
+            {"uuid": ORG_A, "name": "acme", "token_env": "TOKEN_A"},
+            {"uuid": ORG_B, "name": "beta", "token_env": "TOKEN_B"},
+        ]
+    upstream = {"base_url": base_url, "timeout_seconds": 2, **sections.pop("upstream", {})}
+    poll = {"interval_seconds": 1, "max_interval_seconds": 5, **sections.pop("poll", {})}
+    document = {"upstream": upstream, "poll": poll, "orgs": orgs, **sections}
+    return parse_config(document, environ=env, source="test")
+
+
+@dataclass
+class Upstream:
+    sim: Simulator
+    server: TestServer
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+
+def standard_simulator() -> Simulator:
+    """Org A (seed shape) for TOKEN_A, org B (2026 shape) for TOKEN_B, org C (2025 OAuth
+    shape) for TOKEN_C; TOKEN_A also belongs to org C for discovery tests."""
+    sim = Simulator()
+    sim.add_org(ORG_A, "acme", plan="team", shape="seed")
+    sim.add_org(ORG_B, "beta", plan="enterprise", shape="limits_2026")
+    sim.add_org(ORG_C, "gamma", plan="max", shape="oauth_2025")
+    sim.add_account(token=TOKEN_A, org_uuids=[ORG_A, ORG_C])
+    sim.add_account(token=TOKEN_B, org_uuids=[ORG_B])
+    sim.add_account(token=TOKEN_C, org_uuids=[ORG_C])
+    return sim
+
+
+@pytest.fixture
+async def upstream(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> Upstream:
+    sim = standard_simulator()
+    server = await aiohttp_server(sim.create_app())
+    return Upstream(sim, server)
