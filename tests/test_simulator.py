@@ -323,6 +323,20 @@ def test_fault_from_json_refuses(data: object, field: str) -> None:
         Fault.from_json(data)
 
 
+def test_fault_json_round_trip() -> None:
+    fault = Fault(status=429, retry_after="0", delay=0.5, truncate=True, times=3)
+    assert Fault.from_json(json.loads(json.dumps(fault.to_json()))) == fault
+
+
+def test_model_hooks_refuse_what_cannot_exist(sim: Simulator) -> None:
+    with pytest.raises(ValueError, match="shape"):
+        sim.add_org(NOBODY, "x", shape="nope")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="token or a session_key"):
+        sim.add_account(org_uuids=[ACME])
+    with pytest.raises(KeyError):
+        sim.set_utilization(ACME, "five_hour", 10)
+
+
 def test_fault_table_times_and_global_precedence() -> None:
     table = FaultTable()
     table.set(ACME, Fault(status=500, times=2))
@@ -495,6 +509,16 @@ async def test_credential_checks(
         assert body["type"] == "error"
         assert body["error"]["type"] == error_type
         assert message is None or message in body["error"]["message"]
+
+
+async def test_removed_org_is_not_found(client: Client, sim: Simulator) -> None:
+    sim.set_fault(ACME, Fault(status=500))
+    sim.remove_org(ACME)
+    status, body = await get_json(client, f"/api/organizations/{ACME}/usage")
+    assert (status, body["error"]["type"]) == (404, "not_found_error")
+    _, bootstrap = await get_json(client, "/api/bootstrap")
+    assert ACME not in json.dumps(bootstrap)
+    assert not sim.faults.snapshot()
 
 
 async def test_router_misses_are_json_errors(client: Client) -> None:

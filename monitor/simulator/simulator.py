@@ -99,7 +99,8 @@ class Simulator:
         `windows` defaults to the shape's usual windows at real-time periods;
         `time_scale` makes every window and the extra-usage spend run that many times
         faster (60 turns a five-hour window into five minutes). `extra="default"` picks
-        the shape's usual extra usage; `None` renders `extra_usage: null`.
+        the shape's usual extra usage; `None` renders `extra_usage: null`. A given
+        `ExtraUsage` is re-anchored at the moment of adding, so its `anchor` is ignored.
         """
         if shape not in SHAPES:
             raise ValueError(f"unknown shape {shape!r}, expected one of {', '.join(SHAPES)}")
