@@ -6,6 +6,7 @@ are opened in `cleanup_ctx` generators when the app starts and closed when it st
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -14,10 +15,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from monitor.config import Config
+from monitor.config import Config, ConfigError
 from monitor.metrics import ProxyMetrics, build_registry
 from monitor.poller import Poller
-from monitor.state import OrgTarget, UsageStore
+from monitor.state import ReloadStatus, UsageStore
+from monitor.status import add_status_routes
 from monitor.upstream import UpstreamClient
 
 
@@ -34,6 +36,9 @@ REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 PROXY_METRICS_KEY = web.AppKey("proxy_metrics", ProxyMetrics)
 UPSTREAM_KEY = web.AppKey("upstream", UpstreamClient)
 POLLER_KEY = web.AppKey("poller", Poller)
+log = logging.getLogger("monitor")
+
+RELOAD_KEY = web.AppKey("reload", ReloadStatus)
 CLOCK_KEY: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 
 
@@ -42,16 +47,15 @@ def create_app(
     *,
     store: UsageStore | None = None,
     clock: Callable[[], float] = time.time,
-    select: Callable[[OrgTarget], bool] | None = None,
     poll: bool = True,
 ) -> web.Application:
     """Build the application. `poll=False` serves without polling (the store then only
-    changes through the proxy's passive refresh); `select` keeps a subset of the orgs
-    (sharding)."""
+    changes through the proxy's passive refresh)."""
     store = store if store is not None else UsageStore()
-    registry, proxy_metrics = build_registry(store)
+    reload_status = ReloadStatus(successful=True, last_success=clock())
+    registry, proxy_metrics = build_registry(store, reload_status)
     upstream = UpstreamClient(config.upstream)
-    poller = Poller(config, store, upstream, clock=clock, select=select or _every_org)
+    poller = Poller(config, store, upstream, clock=clock)
 
     app = web.Application()
     app[CONFIG_KEY] = LiveConfig(config)
@@ -61,6 +65,7 @@ def create_app(
     app[UPSTREAM_KEY] = upstream
     app[POLLER_KEY] = poller
     app[CLOCK_KEY] = clock
+    app[RELOAD_KEY] = reload_status
 
     app.cleanup_ctx.append(_upstream_session)
     if poll:
@@ -71,11 +76,8 @@ def create_app(
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    add_status_routes(app)
     return app
-
-
-def _every_org(_target: OrgTarget) -> bool:
-    return True
 
 
 async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
@@ -108,3 +110,33 @@ async def readyz(request: web.Request) -> web.Response:
         "pending_accounts": pending_accounts,
     }
     return web.json_response(body, status=503 if pending_orgs or pending_accounts else 200)
+
+
+def reload_config(app: web.Application, load: Callable[[], Config]) -> bool:
+    """SIGHUP: read the config again. A bad file keeps the running config and logs every
+    problem; a good one is applied to the upstream client and the poller in place."""
+    status = app[RELOAD_KEY]
+    try:
+        new = load()
+    except ConfigError as exc:
+        status.successful = False
+        for problem in exc.problems:
+            log.error("reload refused, keeping the running config: %s: %s", exc.source, problem)
+        return False
+    old = app[CONFIG_KEY].current
+    for section, note in (
+        (old.server != new.server, "[server] changes take effect at the next restart"),
+        (
+            old.upstream.max_connections != new.upstream.max_connections,
+            "[upstream].max_connections takes effect at the next restart",
+        ),
+    ):
+        if section:
+            log.warning("%s", note)
+    app[CONFIG_KEY].current = new
+    app[UPSTREAM_KEY].reconfigure(new.upstream)
+    app[POLLER_KEY].reload(new)
+    status.successful = True
+    status.last_success = app[CLOCK_KEY]()
+    log.info("config reloaded: %d org(s) polled", len(app[STORE_KEY]))
+    return True

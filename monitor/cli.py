@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor import __version__
-from monitor.app import create_app
+from monitor.app import create_app, reload_config
 from monitor.config import Config, ConfigError, apply_overrides, config_path, load_config
 from monitor.daemon import Listener, ListenError, serve
 from monitor.logs import configure_logging
@@ -158,5 +158,17 @@ async def run_daemon(args: argparse.Namespace) -> int:
             len(config.orgs),
         )
 
-    await serve([listener], grace_seconds=server.shutdown_grace_seconds, on_started=started)
+    def load() -> Config:
+        warnings: list[str] = []
+        config = listen_overrides(read_config(args, warnings), args)
+        for warning in warnings:
+            log.warning("%s", warning)
+        return config
+
+    await serve(
+        [listener],
+        grace_seconds=server.shutdown_grace_seconds,
+        on_started=started,
+        on_reload=lambda: reload_config(app, load),
+    )
     return EXIT_OK

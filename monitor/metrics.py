@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.state import OrgState, PollResult, UsageStore
+from monitor.state import OrgState, PollResult, ReloadStatus, UsageStore
 
 ORG_LABELS = ("org", "org_uuid")
 CACHED = "Cached from the last poll of the usage endpoint."
@@ -89,9 +89,33 @@ class UsageCollector(Collector):
                 polls.add_metric([*labels, result.value], float(state.results[result]))
         yield from (utilization, resets, enabled, limit, used, up, last_success, duration)
         yield from (polls, next_poll)
+
+
+class MonitorCollector(Collector):
+    """Monitor's own state: build and the outcome of the last config reload."""
+
+    def __init__(self, reload: ReloadStatus) -> None:
+        self._reload = reload
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
         build = _gauge("claude_monitor_build_info", "Build of monitor; always 1.", ["version"])
         build.add_metric([__version__], 1.0)
-        yield build
+        ok = _gauge(
+            "claude_monitor_config_last_reload_successful",
+            "1 if the last config load (start or SIGHUP) succeeded, else 0.",
+            (),
+        )
+        ok.add_metric([], 1.0 if self._reload.successful else 0.0)
+        when = _gauge(
+            "claude_monitor_config_last_reload_success_timestamp_seconds",
+            "When the config was last loaded successfully, Unix seconds.",
+            (),
+        )
+        when.add_metric([], self._reload.last_success)
+        yield from (build, ok, when)
 
 
 def _add_org(
@@ -150,7 +174,9 @@ class ProxyMetrics:
         self.duration.labels(endpoint).observe(seconds)
 
 
-def build_registry(store: UsageStore) -> tuple[CollectorRegistry, ProxyMetrics]:
+def build_registry(
+    store: UsageStore, reload: ReloadStatus
+) -> tuple[CollectorRegistry, ProxyMetrics]:
     """The app's own registry: usage from the store, proxy counters, build info.
 
     No process/platform collectors: the global registry is not used, so an embedding
@@ -158,4 +184,5 @@ def build_registry(store: UsageStore) -> tuple[CollectorRegistry, ProxyMetrics]:
     """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(UsageCollector(store))
+    registry.register(MonitorCollector(reload))
     return registry, ProxyMetrics.register(registry)

@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.config import AccountConfig, Config
 from monitor.schedule import PollOutcome, PollPolicy, next_poll_delay, usage_changed
+from monitor.sharding import in_shard
 from monitor.state import OrgTarget, PollResult, UsageStore, targets_from_config
 from monitor.upstream import PollError, UpstreamClient
 
@@ -63,13 +64,11 @@ class Poller:
         *,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
-        select: Callable[[OrgTarget], bool] = lambda _target: True,
     ) -> None:
         self._store = store
         self._client = client
         self._clock = clock
         self._jitter = jitter
-        self._select = select
         self._backoff: dict[str, _Backoff] = {}
         self._logged: dict[str, _LogMemory] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -120,6 +119,18 @@ class Poller:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
 
+    def reload(self, config: Config) -> None:
+        """Follow a new config: added orgs start polling, removed ones leave the store,
+        untouched ones keep their snapshot and schedule; accounts are asked again."""
+        self.configure(config)
+        self.apply_targets()
+        if self._scheduler is not None:
+            for job in self._scheduler.get_jobs():
+                if job.id.startswith("discover:"):
+                    job.remove()
+            for index in range(len(self._accounts)):
+                self._schedule_discovery(index, 0.0)
+
     def pending_accounts(self) -> list[str]:
         return [a.label for a in self._accounts if not a.done_once]
 
@@ -133,7 +144,8 @@ class Poller:
         for account in self._accounts:
             for target in account.discovered:
                 chosen.setdefault(target.uuid, target)
-        return [t for t in chosen.values() if self._select(t)]
+        shard = self._config.poll.shard
+        return [t for t in chosen.values() if in_shard(t.uuid, shard)]
 
     def apply_targets(self) -> None:
         added, removed = self._store.set_targets(self.targets())

@@ -159,3 +159,11 @@ class UsageStore:
     def pending(self) -> list[OrgTarget]:
         """Orgs whose first poll has not ended yet."""
         return [s.target for s in self._states.values() if s.last_result is None]
+
+
+@dataclass
+class ReloadStatus:
+    """Outcome of the last config (re)load, for `claude_monitor_config_last_reload_*`."""
+
+    successful: bool
+    last_success: float

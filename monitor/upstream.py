@@ -161,6 +161,11 @@ class UpstreamClient:
             await self._session.close()
             self._session = None
 
+    def reconfigure(self, config: UpstreamConfig) -> None:
+        """A reloaded [upstream]; the connection pool (max_connections) stays as opened."""
+        self._config = config
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout_seconds)
+
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:

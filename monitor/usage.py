@@ -97,7 +97,8 @@ def parse_window(name: str, value: dict[str, Any]) -> UsageWindow:
     percent = parse_number(value.get("utilization"))
     return UsageWindow(
         name=name,
-        utilization=None if percent is None else percent / 100.0,
+        # Rounded so 42.5 % reads 0.425 rather than 0.42500000000000004.
+        utilization=None if percent is None else round(percent / 100.0, 10),
         resets_at=parse_timestamp(value.get("resets_at")),
     )
 
