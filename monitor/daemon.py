@@ -30,7 +30,7 @@ async def serve(
     *,
     grace_seconds: float,
     on_started: Callable[[dict[str, str]], None] = lambda _urls: None,
-    on_reload: Callable[[], None] | None = None,
+    on_reload: Callable[[], object] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Start every listener in order, call `on_started` with their URLs, wait for a stop
