@@ -47,7 +47,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     simulator, credentials = demo_simulator()
     # The simulator listens first: its address goes into the daemon's config.
     sim_host = "127.0.0.1" if args.host in (None, "localhost") else args.host
-    sim_runner = web.AppRunner(simulator.create_app(), shutdown_timeout=1.0)
+    # access_log=None: the daemon already logs its side of every call.
+    sim_runner = web.AppRunner(simulator.create_app(), shutdown_timeout=1.0, access_log=None)
     await sim_runner.setup()
     try:
         try:
