@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     PlainValidator,
     SecretStr,
     ValidationError,
@@ -109,9 +110,19 @@ class ResolvedSecret:
     value: SecretStr = field(repr=False)
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _secret_from_env(value: Any, info: ValidationInfo) -> ResolvedSecret:
     if not isinstance(value, str) or not value:
         raise PydanticCustomError("secret_name", "must be the name of an environment variable")
+    if not _ENV_NAME.fullmatch(value):
+        # Likely the secret itself pasted here: say so without echoing it.
+        raise PydanticCustomError(
+            "secret_name",
+            "must be the name of an environment variable, not the secret itself "
+            "(letters, digits and _ only)",
+        )
     raw = _environ(info).get(value)
     if raw is None:
         raise PydanticCustomError(
@@ -152,8 +163,14 @@ def _secret_from_file(value: Any, info: ValidationInfo) -> ResolvedSecret:
     return ResolvedSecret(f"file {path}", SecretStr(raw.strip()))
 
 
-EnvSecret = Annotated[ResolvedSecret, PlainValidator(_secret_from_env)]
-FileSecret = Annotated[ResolvedSecret, PlainValidator(_secret_from_file)]
+def _secret_origin(secret: ResolvedSecret) -> str:
+    return secret.origin
+
+
+# Dumped as where the secret came from, never its value.
+_DUMP_ORIGIN = PlainSerializer(_secret_origin, return_type=str)
+EnvSecret = Annotated[ResolvedSecret, PlainValidator(_secret_from_env), _DUMP_ORIGIN]
+FileSecret = Annotated[ResolvedSecret, PlainValidator(_secret_from_file), _DUMP_ORIGIN]
 
 _PATH_TEMPLATE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/{}-]*$")
 
@@ -174,9 +191,8 @@ def _check_path_template(value: str, placeholder: str | None) -> str:
     allowed = {placeholder} if placeholder else set()
     unknown = names - allowed
     if unknown:
-        raise ValueError(
-            f"unknown placeholder {{{sorted(unknown)[0]}}}; only {{org_uuid}} is allowed"
-        )
+        only = f"only {{{placeholder}}} is allowed" if placeholder else "no placeholder is allowed"
+        raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; {only}")
     return value
 
 
