@@ -76,7 +76,7 @@ def single_problem(document: dict[str, Any]) -> str:
     ("document", "path", "words"),
     [
         ({"sever": {}}, "sever: ", "unknown key"),
-        ({"server": {"hots": "0.0.0.0"}}, "server.hots: ", "unknown key"),
+        ({"server": {"hots": "localhost"}}, "server.hots: ", "unknown key"),
         ({"orgs": [org(tokn_env="X")]}, "orgs[0].tokn_env: ", "unknown key"),
         ({"orgs": [org(uuid="not-a-uuid")]}, "orgs[0].uuid: ", "not a UUID"),
         ({"orgs": [{"token_env": "TOKEN_ONE"}]}, "orgs[0].uuid: ", "required"),
@@ -120,7 +120,9 @@ def single_problem(document: dict[str, Any]) -> str:
         ),
     ],
 )
-def test_a_wrong_key_is_refused_by_its_path(document: dict[str, Any], path: str, words: str) -> None:
+def test_a_wrong_key_is_refused_by_its_path(
+    document: dict[str, Any], path: str, words: str
+) -> None:
     problem = single_problem(document)
     assert problem.startswith(path), problem
     assert words in problem
