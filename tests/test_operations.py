@@ -217,3 +217,57 @@ async def test_run_reloads_on_sighup_and_exits_0_on_sigterm(
     assert "poll.interval_seconds" in log  # the refused reload named its problem
     assert "Traceback" not in log and "Unclosed" not in log
     assert TOKEN_A not in log and TOKEN_B not in log
+
+
+# -- the Kubernetes example ---------------------------------------------------------------
+
+KUBE = Path(__file__).parent.parent / "deploy" / "kubernetes"
+
+
+def test_statefulset_gives_each_replica_its_own_shard() -> None:
+    yaml = pytest.importorskip("yaml")
+    sts = yaml.safe_load((KUBE / "statefulset.yaml").read_text())
+    replicas = sts["spec"]["replicas"]
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert int(env["SHARDS"]) == replicas
+    script = container["args"][0]
+    shards = []
+    for ordinal in range(replicas):
+        # Expand the replica's command as its shell would, then validate what --shard gets.
+        expanded = _sh_expand(
+            'printf %s "$(( ${HOSTNAME##*-} + 1 ))/${SHARDS}"',
+            {"HOSTNAME": f"claude-monitor-{ordinal}", "SHARDS": env["SHARDS"]},
+        )
+        shards.append(expanded)
+    assert shards == [f"{i}/{replicas}" for i in range(1, replicas + 1)]
+    assert '--shard "$(( ${HOSTNAME##*-} + 1 ))/${SHARDS}"' in script
+    config = make_config("http://127.0.0.1:9")
+    for shard in shards:
+        assert apply_overrides(config, shard=shard).poll.shard == shard
+
+
+def test_kubernetes_config_and_scrape_job_are_valid() -> None:
+    yaml = pytest.importorskip("yaml")
+    import tomllib
+
+    from monitor.config import parse_config
+
+    configmap = next(yaml.safe_load_all((KUBE / "configmap.yaml").read_text()))
+    document = tomllib.loads(configmap["data"]["config.toml"])
+    config = parse_config(document, environ={"CLAUDE_TOKEN": "x"})
+    assert config.server.host == "0.0.0.0"
+    jobs = yaml.safe_load((KUBE / "scrape-config.yaml").read_text())
+    assert jobs[0]["job_name"] == "claude-monitor"
+    for name in ("service.yaml", "servicemonitor.yaml"):
+        manifest = yaml.safe_load((KUBE / name).read_text())
+        assert manifest["metadata"]["labels"] == {"app.kubernetes.io/name": "claude-monitor"}
+
+
+def _sh_expand(script: str, env: dict[str, str]) -> str:
+    import subprocess
+
+    done = subprocess.run(
+        ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=True, timeout=10
+    )
+    return done.stdout
