@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,16 @@ TOKEN_B = "test-token-b-0123456789abcdef"
 TOKEN_C = "test-token-c-0123456789abcdef"
 # Every secret a test hands out, so tests can assert none of them leaks anywhere.
 ALL_TEST_SECRETS = (TOKEN_A, TOKEN_B, TOKEN_C)
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every test's logs, at DEBUG and from every logger, are scanned for every test token."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    text = caplog.text + "\n".join(str(record.__dict__) for record in caplog.records)
+    leaked = [secret for secret in ALL_TEST_SECRETS if secret in text]
+    assert not leaked, f"a test credential reached the logs: {len(leaked)} of them"
 
 
 def require_tool(name: str, hint: str) -> str:
