@@ -1,0 +1,388 @@
+"""The status page at `/`: pure rendering, the handler over HTTP, and a real headless browser."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Awaitable, Callable
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
+
+from monitor.app import STORE_KEY, create_app
+from monitor.config import Config, Credential
+from monitor.simulator import Fault
+from monitor.state import OrgState, OrgTarget, PollResult, UsageStore
+from monitor.status import PROXY_ROUTES, render_status
+from monitor.usage import ExtraUsage, UsageSnapshot, UsageWindow, parse_usage
+from tests.conftest import ORG_A, ORG_B, Upstream, make_config, require_tool
+
+NOW = 1_800_000_000.0
+CONFIG = make_config("http://127.0.0.1:9")
+CHROMIUM_TIMEOUT = 60.0
+
+Client = TestClient[Any, Any]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+class Page(HTMLParser):
+    """Every start tag with its attributes, in order, and the visible text."""
+
+    def __init__(self, document: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.chunks: list[str] = []
+        self._skip = 0
+        self.feed(document)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, {key: value or "" for key, value in attrs}))
+        if tag in ("style", "script"):
+            self._skip += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script"):
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.chunks.append(data)
+
+    @property
+    def text(self) -> str:
+        return " ".join(" ".join(self.chunks).split())
+
+    def find(self, tag: str, **attrs: str) -> list[dict[str, str]]:
+        return [
+            found
+            for name, found in self.tags
+            if name == tag and all(found.get(k) == v for k, v in attrs.items())
+        ]
+
+    def bars(self) -> list[tuple[dict[str, str], dict[str, str]]]:
+        """Each progressbar with the fill element right inside it."""
+        return [
+            (attrs, self.tags[index + 1][1])
+            for index, (_, attrs) in enumerate(self.tags)
+            if attrs.get("role") == "progressbar"
+        ]
+
+
+def org_state(
+    name: str = "acme",
+    uuid: str = ORG_A,
+    *,
+    payload: dict[str, Any] | None = None,
+    result: PollResult | None = PollResult.SUCCESS,
+    error: str | None = None,
+    ended_ago: float = 12.0,
+) -> OrgState:
+    target = OrgTarget(
+        uuid=uuid,
+        name=name,
+        base_url="http://127.0.0.1:9",
+        usage_path="/api/organizations/{org_uuid}/usage",
+        credential=Credential("bearer", SecretStr("not-a-real-token"), "test"),
+    )
+    state = OrgState(target)
+    if result is not None:
+        state.last_result = result
+        state.last_error = error
+        state.last_poll_end = NOW - ended_ago
+        if result is PollResult.SUCCESS:
+            state.last_success = state.last_poll_end
+    if payload is not None:
+        state.snapshot = parse_usage(payload)
+    return state
+
+
+def window_payload(**percents: float | None) -> dict[str, Any]:
+    return {
+        name: {"utilization": percent, "resets_at": "2027-01-15T09:00:00+00:00"}
+        for name, percent in percents.items()
+    }
+
+
+def render(*states: OrgState, config: Config = CONFIG) -> Page:
+    return Page(render_status(list(states), NOW, config))
+
+
+def test_bar_level_changes_at_80_and_95_percent() -> None:
+    page = render(org_state(payload=window_payload(low=79.9, high=80.0, crit=95.0)))
+    bars = page.bars()
+    assert [fill["class"] for _, fill in bars] == [
+        "fill normal",
+        "fill warning",
+        "fill critical",
+    ]
+    assert [bar["data-percent"] for bar, _ in bars] == ["79.9", "80.0", "95.0"]
+    assert [bar["aria-valuenow"] for bar, _ in bars] == ["79.9", "80.0", "95.0"]
+    # not colour alone: the level is written out next to the number
+    assert "high 80.0% warning" in page.text
+    assert "crit 95.0% critical" in page.text
+    assert "low 79.9% resets in" in page.text
+
+
+def test_bar_over_100_percent_is_clamped_but_shows_the_true_number() -> None:
+    page = render(org_state(payload=window_payload(five_hour=110.0)))
+    [(bar, fill)] = page.bars()
+    assert fill["style"] == "width: 100.0%"
+    assert bar["aria-valuenow"] == "100.0"
+    assert bar["aria-valuemax"] == "100"
+    assert bar["data-percent"] == "110.0"
+    assert "110.0% used" in bar["aria-valuetext"]
+    assert "five_hour 110.0% critical" in page.text
+    assert "over" in bar["class"].split()
+
+
+def test_window_without_value_has_no_progressbar_and_says_so() -> None:
+    page = render(org_state(payload=window_payload(five_hour=50.0, codename=None)))
+    assert len(page.bars()) == 1
+    assert "codename no value" in page.text
+
+
+def test_time_until_reset() -> None:
+    state = org_state()
+    state.snapshot = UsageSnapshot(
+        windows=(
+            UsageWindow("soon", 0.5, NOW + 185),
+            UsageWindow("later", 0.5, NOW + 2 * 86400 + 3 * 3600),
+            UsageWindow("unused", 0.0, None),
+        ),
+        extra=None,
+    )
+    text = render(state).text
+    assert "soon 50.0% resets in 3m 05s" in text
+    assert "later 50.0% resets in 2d 03h" in text
+    assert "unused 0.0% no reset time" in text
+
+
+def test_hostile_org_name_and_error_message_are_escaped() -> None:
+    name = '<script>alert("name")</script>'
+    error = "HTTP 403: <img src=x onerror=alert(1)> & \"quoted\" 'single'"
+    state = org_state(name, result=PollResult.FORBIDDEN, error=error)
+    document = render_status([state], NOW, CONFIG)
+    assert "<script" not in document
+    assert "<img" not in document
+    assert "&lt;script&gt;alert(&quot;name&quot;)&lt;/script&gt;" in document
+    assert "&lt;img src=x onerror=alert(1)&gt; &amp; &quot;quoted&quot; &#x27;single&#x27;" in (
+        document
+    )
+    text = Page(document).text
+    assert name in text
+    assert error in text
+
+
+def test_hostile_window_name_is_escaped() -> None:
+    state = org_state()
+    state.snapshot = UsageSnapshot(windows=(UsageWindow("<b>x</b>", 0.5, None),), extra=None)
+    document = render_status([state], NOW, CONFIG)
+    assert "<b>" not in document
+    assert "&lt;b&gt;x&lt;/b&gt;" in document
+
+
+def test_last_poll_success_with_its_age() -> None:
+    text = render(org_state(payload=window_payload(a=1.0), ended_ago=12)).text
+    assert "Last poll: success, 12s ago" in text
+
+
+def test_failed_poll_is_red_with_its_message_and_keeps_the_last_snapshot() -> None:
+    state = org_state(payload=window_payload(five_hour=40.0))
+    state.last_success = NOW - 300
+    state.last_result = PollResult.RATE_LIMITED
+    state.last_error = "HTTP 429: Rate limited."
+    state.last_poll_end = NOW - 5
+    page = render(state)
+    [failure] = page.find("div", **{"class": "failure", "role": "status"})
+    assert failure
+    assert "failed: rate_limited, 5s ago" in page.text
+    assert "Last success 5m 00s ago" in page.text
+    assert "HTTP 429: Rate limited." in page.text
+    assert len(page.bars()) == 1  # the last good numbers stay visible
+
+
+def test_org_never_polled_is_waiting() -> None:
+    page = render(org_state(result=None))
+    assert "acme" in page.text
+    assert "waiting for first poll" in page.text
+    assert page.bars() == []
+    assert "success" not in page.text
+
+
+@pytest.mark.parametrize(
+    ("extra", "shown"),
+    [
+        (ExtraUsage(True, 5000, 1234, "USD", 2), "Extra credits: 12.34 USD / 50.00 USD"),
+        (ExtraUsage(True, 10000, 250, None, None), "Extra credits: 2.50 / 100.00"),
+        (ExtraUsage(True, None, 99, "EUR", 2), "Extra credits: 0.99 EUR"),
+        (ExtraUsage(False, 5000, 0, "USD", 2), "Extra credits: off"),
+        (None, "Extra credits: not reported"),
+    ],
+)
+def test_extra_credits(extra: ExtraUsage | None, shown: str) -> None:
+    state = org_state()
+    state.snapshot = UsageSnapshot(windows=(), extra=extra)
+    assert shown in render(state).text
+
+
+def test_hostile_currency_is_escaped() -> None:
+    state = org_state()
+    state.snapshot = UsageSnapshot(windows=(), extra=ExtraUsage(True, 100, 1, "<i>", 2))
+    document = render_status([state], NOW, CONFIG)
+    assert "<i>" not in document
+    assert "0.01 &lt;i&gt; / 1.00 &lt;i&gt;" in document
+
+
+@pytest.mark.parametrize(("interval", "refresh"), [(1, 5), (5, 5), (30, 30), (60, 60), (90, 60)])
+def test_refresh_is_the_poll_interval_clamped_to_5_60(interval: float, refresh: int) -> None:
+    config = make_config(
+        "http://127.0.0.1:9", poll={"interval_seconds": interval, "max_interval_seconds": 300}
+    )
+    page = render(org_state(), config=config)
+    assert page.find("meta", **{"http-equiv": "refresh"}) == [
+        {"http-equiv": "refresh", "content": str(refresh)}
+    ]
+
+
+def test_orgs_sorted_by_name_with_links_and_proxy_routes() -> None:
+    page = render(org_state("zeta", ORG_B), org_state("alpha", ORG_A))
+    headings = [attrs["id"] for attrs in page.find("h2") if attrs.get("id", "").startswith("org")]
+    assert headings == [f"org-{ORG_A}", f"org-{ORG_B}"]
+    hrefs = {attrs["href"] for attrs in page.find("a")}
+    assert {"/metrics", "/healthz", "/readyz"} <= hrefs
+    for _, method, path in PROXY_ROUTES:
+        assert f"{method} {path}" in page.text
+    assert "/api/organizations/{org_uuid}/memory?project_uuid=<uuid>" in page.text
+    assert len(PROXY_ROUTES) == 9
+    assert page.find("script") == []
+    assert page.find("link") == []  # no external stylesheet
+
+
+def test_no_org_at_all() -> None:
+    assert "No organization configured or discovered yet." in render().text
+
+
+# Over HTTP, against the simulator
+
+
+async def wait_ready(client: Client) -> None:
+    for _ in range(200):
+        response = await client.get("/readyz")
+        if response.status == 200:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail("the app never became ready (/readyz stayed 503 for 10 s)")
+
+
+def windows_with_value(store: UsageStore) -> int:
+    return sum(
+        1
+        for state in store
+        if state.snapshot is not None
+        for window in state.snapshot.windows
+        if window.utilization is not None
+    )
+
+
+async def test_status_page_over_http(aiohttp_client: MakeClient, upstream: Upstream) -> None:
+    upstream.sim.set_fault(ORG_B, Fault(status=429, retry_after="0"))
+    upstream.sim.set_utilization(ORG_A, "claude_code", 97.0)
+    app = create_app(make_config(upstream.url))
+    client = await aiohttp_client(app)
+    await wait_ready(client)
+
+    response = await client.get("/")
+    assert response.status == 200
+    assert response.content_type == "text/html"
+    assert response.charset == "utf-8"
+    assert response.headers["Cache-Control"] == "no-store"
+    page = Page(await response.text())
+    assert page.find("meta", **{"http-equiv": "refresh"})[0]["content"] == "5"
+    assert "acme" in page.text
+    assert "Last poll: success" in page.text
+    assert "failed: rate_limited" in page.text
+    assert "HTTP 429" in page.text
+    bars = page.bars()
+    assert len(bars) == windows_with_value(app[STORE_KEY]) > 0
+    claude_code = next(bar for bar, _ in bars if bar["aria-labelledby"].endswith("claude_code"))
+    assert float(claude_code["data-percent"]) >= 97.0
+    assert "critical" in claude_code["aria-valuetext"]
+
+
+async def test_status_page_before_the_first_poll(
+    aiohttp_client: MakeClient, upstream: Upstream
+) -> None:
+    client = await aiohttp_client(create_app(make_config(upstream.url), poll=False))
+    response = await client.get("/")
+    assert response.status == 200
+    text = Page(await response.text()).text
+    assert text.count("waiting for first poll") == 2
+
+
+# A real browser
+
+
+async def run_chromium(*args: str) -> bytes:
+    """Run headless Chromium with `args`; its stdout. Killed if it outlives the timeout."""
+    process = await asyncio.create_subprocess_exec(
+        require_tool("chromium", "apt-get install chromium"),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        stdout, _ = await asyncio.wait_for(process.communicate(), CHROMIUM_TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, f"chromium exited with {process.returncode}"
+    return stdout
+
+
+@pytest.mark.tool
+async def test_status_page_in_headless_chromium(
+    aiohttp_client: MakeClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    require_tool("chromium", "apt-get install chromium")
+    upstream.sim.set_utilization(ORG_A, "claude_code", 96.0)
+    app = create_app(make_config(upstream.url))
+    client = await aiohttp_client(app)  # a TestServer: a real socket on 127.0.0.1
+    await wait_ready(client)
+    url = str(client.make_url("/"))
+
+    dom = await run_chromium(f"--user-data-dir={tmp_path / 'profile-dom'}", "--dump-dom", url)
+    page = Page(dom.decode("utf-8"))
+    assert "acme" in page.text
+    assert "beta" in page.text
+    bars = page.bars()
+    assert len(bars) == windows_with_value(app[STORE_KEY]) > 0
+    assert all(fill["class"].startswith("fill ") for _, fill in bars)
+    assert any(fill["class"] == "fill critical" for _, fill in bars)
+
+    screenshot = tmp_path / "status.png"
+    await run_chromium(
+        f"--user-data-dir={tmp_path / 'profile-shot'}",
+        f"--screenshot={screenshot}",
+        "--window-size=1200,900",
+        url,
+    )
+    data = screenshot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (1200, 900)
+    assert len(data) > 20_000  # a blank page compresses to a few kB
