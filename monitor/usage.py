@@ -63,7 +63,10 @@ def parse_number(value: Any) -> float | None:
     """A finite JSON number, else None (booleans are not numbers here)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int of hundreds of digits, which json.loads allows
+        return None
     return number if math.isfinite(number) else None
 
 
