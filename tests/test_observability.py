@@ -78,7 +78,7 @@ GRAFANA_VARIABLES = {
     "__range_s": "3600",
 }
 
-ALL_INTERFACES = "0.0.0.0"  # noqa: S104  (what the containers listen on)
+ALL_INTERFACES = "0.0.0.0"  # what the containers listen on
 
 REQUIRE_TOOLS_ENV = "MONITOR_REQUIRE_TOOLS"
 PROMTOOL_HINT = "apt-get install prometheus"
