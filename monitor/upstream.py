@@ -21,6 +21,9 @@ from monitor.state import OrgTarget, PollResult
 from monitor.usage import UsageSnapshot, parse_usage
 
 MAX_BODY_BYTES = 1024 * 1024
+# A longer Retry-After (or an absurd one) is taken as this: still a long wait, but a
+# finite one the scheduler can turn into a date.
+MAX_RETRY_AFTER_SECONDS = 7 * 86400.0
 _STATUS_RESULTS = {
     401: PollResult.UNAUTHORIZED,
     403: PollResult.FORBIDDEN,
@@ -56,15 +59,15 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(text)
+    if text.isascii() and text.isdigit():  # str.isdigit() alone accepts "²"
+        return min(float(text), MAX_RETRY_AFTER_SECONDS)
     try:
         moment = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:
         return None
-    return max(0.0, moment.timestamp() - now)
+    return min(max(0.0, moment.timestamp() - now), MAX_RETRY_AFTER_SECONDS)
 
 
 def upstream_error_message(body: bytes) -> str | None:
@@ -113,6 +116,8 @@ def decode_json_object(body: bytes, content_type: str) -> dict[str, Any]:
         raise PollError(PollResult.INVALID_RESPONSE, f"body is not JSON ({exc.msg})") from None
     except ValueError:
         raise PollError(PollResult.INVALID_RESPONSE, "body is not UTF-8 JSON") from None
+    except RecursionError:
+        raise PollError(PollResult.INVALID_RESPONSE, "body is JSON nested too deeply") from None
     if not isinstance(payload, dict):
         kind = type(payload).__name__
         raise PollError(PollResult.INVALID_RESPONSE, f"JSON {kind} where an object was expected")
@@ -189,8 +194,9 @@ class UpstreamClient:
         try:
             return await self._get_json(url, credential)
         except PollError as exc:
-            if secret and secret in exc.message:
-                exc.message = exc.message.replace(secret, "***")
+            redacted = _redact(exc.message, secret)
+            if redacted != exc.message:
+                exc.message = redacted
                 exc.args = (exc.message,)
             raise
 
@@ -241,6 +247,17 @@ async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
             raise PollError(PollResult.INVALID_RESPONSE, "body is over the 1 MiB limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _redact(text: str, secret: str) -> str:
+    if not secret:
+        return text
+    text = text.replace(secret, "***")
+    # An upstream message is cut at 200 characters, maybe in the middle of the secret.
+    for size in range(len(secret) - 1, 3, -1):
+        if text.endswith(secret[:size]):
+            return text[:-size] + "***"
+    return text
 
 
 def _reason(exc: BaseException) -> str:
