@@ -1,0 +1,469 @@
+"""The proxy's rules as pure functions: routes, local checks, header filters, error bodies.
+
+Everything here decides something about one request or one response without doing I/O,
+so each rule is a plain call in the tests; `monitor/proxy.py` wires them to aiohttp and the
+upstream session.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from multidict import CIMultiDict, MultiMapping
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+from yarl import URL
+
+from monitor.upstream import MAX_BODY_BYTES
+from monitor.usage import UsageSnapshot, parse_usage
+
+MAX_REQUEST_BODY_BYTES = 64 * 1024
+UNMATCHED = "unmatched"  # the `endpoint` label of a local 404 under /api/
+CLIENT_CLOSED = 499  # nginx's code for "the client went away before an answer was sent"
+
+ORG = "/api/organizations/{org_uuid}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One proxied endpoint: its name (the `endpoint` label), method and path template."""
+
+    name: str
+    method: str
+    path: str
+
+    @property
+    def has_org(self) -> bool:
+        return "{org_uuid}" in self.path
+
+    def upstream_path(self, params: Mapping[str, str]) -> str:
+        """The path with its (already validated) parameters filled in."""
+        path = self.path
+        for key in ("org_uuid", "project_id"):
+            if "{" + key + "}" in path:
+                path = path.replace("{" + key + "}", params[key])
+        return path
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("usage", "GET", f"{ORG}/usage"),
+    Route("project", "GET", f"{ORG}/projects/{{project_id}}"),
+    Route("project_docs", "GET", f"{ORG}/projects/{{project_id}}/docs"),
+    Route("project_files", "GET", f"{ORG}/projects/{{project_id}}/files"),
+    Route("memory", "GET", f"{ORG}/memory"),
+    Route("web_fetch", "POST", f"{ORG}/cowork/web_fetch"),
+    Route("organizations", "GET", "/api/organizations"),
+    Route("account", "GET", "/api/account"),
+    Route("bootstrap", "GET", "/api/bootstrap"),
+)
+ROUTES_BY_NAME: Mapping[str, Route] = {route.name: route for route in ROUTES}
+
+# The `method` label: any other verb is counted as OTHER, so a scanner cannot grow the series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    upper = method.upper()
+    return upper if upper in KNOWN_METHODS else "OTHER"
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProxyError(Exception):
+    """An answer the proxy makes itself: `{"error": {"type", "message"}}` with `status`."""
+
+    status: int
+    type: str
+    message: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.type}: {self.message}"
+
+    def body(self) -> bytes:
+        return json.dumps({"error": {"type": self.type, "message": self.message}}).encode()
+
+    def response(self) -> web.Response:
+        return web.Response(
+            body=self.body(),
+            status=self.status,
+            content_type="application/json",
+            headers=dict(self.headers),
+        )
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    """A caller's value quoted for an error message, cut short so errors stay readable."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def not_found(method: str, path: str) -> ProxyError:
+    known = ", ".join(f"{r.method} {r.path}" for r in ROUTES)
+    return ProxyError(
+        404,
+        "not_found",
+        f"{method_label(method)} {_shown(path, 200)} is not a proxied route; "
+        f"the proxy serves: {known}",
+    )
+
+
+def method_not_allowed(route: Route, method: str) -> ProxyError:
+    return ProxyError(
+        405,
+        "method_not_allowed",
+        f"{method_label(method)} is not allowed on {route.path} (route {route.name}); "
+        f"use {route.method}",
+        headers={"Allow": route.method},
+    )
+
+
+def too_large(size: int | None = None) -> ProxyError:
+    got = f" (got {size} bytes)" if size is not None else ""
+    limit = MAX_REQUEST_BODY_BYTES // 1024
+    return ProxyError(413, "request_too_large", f"request body is over the {limit} KiB limit{got}")
+
+
+# --- local checks ---------------------------------------------------------------------------
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_ENCODED_SEPARATOR = re.compile(r"%(2f|2e|5c)", re.IGNORECASE)
+EXAMPLE_UUID = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+
+
+def is_uuid(value: str) -> bool:
+    return _UUID.fullmatch(value) is not None
+
+
+def check_raw_path(raw_path: str) -> None:
+    """Refuse a request target whose path could climb out of its route once decoded:
+    percent-encoded `/`, `.` or `\\`, a raw backslash, or any `.`/`..` segment."""
+    path = raw_path.partition("?")[0]
+    found = _ENCODED_SEPARATOR.search(path)
+    if found:
+        raise ProxyError(
+            400,
+            "invalid_path",
+            f"the path contains {found.group(0)!r} (an encoded '/', '.' or '\\'); "
+            "path parameters must be plain UUIDs or ids",
+        )
+    if "\\" in path:
+        raise ProxyError(400, "invalid_path", "the path contains a backslash")
+    if any(segment in (".", "..") for segment in path.split("/")):
+        raise ProxyError(
+            400, "invalid_path", "the path contains a '.' or '..' segment; send the plain path"
+        )
+
+
+def check_path_params(params: Mapping[str, str]) -> None:
+    """`org_uuid` must be a UUID; `project_id` a UUID or `[A-Za-z0-9_-]{1,128}`."""
+    org_uuid = params.get("org_uuid")
+    if org_uuid is not None and not is_uuid(org_uuid):
+        raise ProxyError(
+            400,
+            "invalid_parameter",
+            f"org_uuid: not a UUID (got {_shown(org_uuid)}); "
+            f"expected something like {EXAMPLE_UUID}",
+        )
+    project_id = params.get("project_id")
+    if project_id is not None and not _PROJECT_ID.fullmatch(project_id):
+        raise ProxyError(
+            400,
+            "invalid_parameter",
+            f"project_id: must be a project UUID or 1-128 of A-Z a-z 0-9 _ - "
+            f"(got {_shown(project_id)})",
+        )
+
+
+def check_memory_query(values: list[str]) -> None:
+    """The `project_uuid` values of a memory request's query: exactly one, a UUID."""
+    if not values:
+        raise ProxyError(
+            400,
+            "invalid_parameter",
+            "project_uuid: required query parameter is missing "
+            "(memory is read per project: ?project_uuid=<project uuid>)",
+        )
+    if len(values) > 1:
+        raise ProxyError(
+            400, "invalid_parameter", f"project_uuid: given {len(values)} times; give it once"
+        )
+    if not is_uuid(values[0]):
+        raise ProxyError(
+            400,
+            "invalid_parameter",
+            f"project_uuid: not a UUID (got {_shown(values[0])}); "
+            f"expected something like {EXAMPLE_UUID}",
+        )
+
+
+def check_credentials(headers: Mapping[str, str]) -> None:
+    """The caller must bring their own credential; the daemon's are never lent out."""
+    if any(headers.get(name, "").strip() for name in ("Authorization", "Cookie")):
+        return
+    raise ProxyError(
+        401,
+        "missing_credentials",
+        "no Authorization or Cookie header: send your own 'Authorization: Bearer <token>' "
+        "or 'Cookie: sessionKey=<key>' (the proxy never adds the daemon's credentials)",
+    )
+
+
+def check_content_length(value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        declared = int(value)
+    except ValueError:
+        raise ProxyError(
+            400, "invalid_request", f"Content-Length: not a number (got {_shown(value)})"
+        ) from None
+    if declared > MAX_REQUEST_BODY_BYTES:
+        raise too_large(declared)
+
+
+class WebFetchBody(BaseModel):
+    """What `cowork/web_fetch` takes. Unknown fields are allowed: the body is forwarded as
+    the caller sent it, this model only checks it first."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    url: str
+    allowed_urls: list[str]
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        if not is_absolute_http_url(value):
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value
+
+
+def is_absolute_http_url(value: str) -> bool:
+    if not value or value != value.strip() or any(c.isspace() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(host)
+
+
+def _location(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def _field_problem(error: ErrorDetails) -> str:
+    kind = error["type"]
+    where = _location(error["loc"])
+    got = error.get("input")
+    shown = _shown(got) if isinstance(got, str) else json.dumps(got)[:80]
+    if kind == "missing":
+        return f"{where}: required field is missing"
+    if kind == "string_type":
+        return f"{where}: must be a string (got {shown})"
+    if kind == "list_type":
+        return f"{where}: must be an array of strings (got {shown})"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message} (got {shown})"
+
+
+def check_web_fetch_body(body: bytes) -> WebFetchBody:
+    """A JSON object with an absolute http(s) `url` and an `allowed_urls` array of strings."""
+    hint = 'send {"url": "https://...", "allowed_urls": ["https://..."]}'
+    if not body.strip():
+        raise ProxyError(400, "invalid_body", f"body: empty; {hint}")
+    try:
+        payload: Any = json.loads(body)
+    except UnicodeDecodeError:
+        raise ProxyError(400, "invalid_body", f"body: not UTF-8 JSON; {hint}") from None
+    except json.JSONDecodeError as exc:
+        raise ProxyError(
+            400, "invalid_body", f"body: not valid JSON ({exc.msg} at position {exc.pos}); {hint}"
+        ) from None
+    if not isinstance(payload, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(payload), "")
+        kind = kind or ("null" if payload is None else "a number")
+        raise ProxyError(400, "invalid_body", f"body: must be a JSON object, got {kind}; {hint}")
+    try:
+        return WebFetchBody.model_validate(payload)
+    except ValidationError as exc:
+        problems = "; ".join(_field_problem(error) for error in exc.errors())
+        raise ProxyError(400, "invalid_body", problems) from None
+
+
+# --- headers --------------------------------------------------------------------------------
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
+)
+# Never forwarded upstream besides the hop-by-hop ones: the client library sets Host for the
+# upstream's address and Content-Length for the body it sends; the body has already been read
+# in full, so a `100-continue` expectation means nothing any more.
+REQUEST_ONLY_DROPPED = frozenset({"host", "content-length", "expect"})
+
+
+def _connection_tokens(headers: MultiMapping[str]) -> set[str]:
+    """The header names a `Connection` header lists (they are hop-by-hop too)."""
+    return {
+        token.strip().lower()
+        for value in headers.getall("Connection", [])
+        for token in value.split(",")
+        if token.strip()
+    }
+
+
+def _is_hop_by_hop(name: str, listed: set[str]) -> bool:
+    lower = name.lower()
+    return lower in HOP_BY_HOP or lower.startswith("proxy-") or lower in listed
+
+
+def forward_request_headers(headers: MultiMapping[str]) -> CIMultiDict[str]:
+    """The caller's headers as they go upstream: all but the hop-by-hop ones (and those the
+    caller's `Connection` names), `Host`, `Content-Length` and `Expect`. Repeated headers
+    stay repeated, in order."""
+    listed = _connection_tokens(headers)
+    return CIMultiDict(
+        (name, value)
+        for name, value in headers.items()
+        if not _is_hop_by_hop(name, listed) and name.lower() not in REQUEST_ONLY_DROPPED
+    )
+
+
+def response_headers(headers: MultiMapping[str]) -> CIMultiDict[str]:
+    """The upstream's headers as they go back to the caller: all but the hop-by-hop ones
+    (and those its `Connection` names). `Content-Length` and `Content-Encoding` stay: the
+    body is relayed byte for byte, so they still describe it."""
+    listed = _connection_tokens(headers)
+    return CIMultiDict(
+        (name, value) for name, value in headers.items() if not _is_hop_by_hop(name, listed)
+    )
+
+
+# Headers aiohttp's client would invent when the caller did not send them; a proxy must not.
+SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+
+
+def upstream_url(base_url: str, path: str, raw_query: str) -> URL:
+    """`base_url` + a path built from validated parameters + the caller's query, byte for byte
+    (`encoded=True`: nothing is re-quoted or normalized on the way)."""
+    target = base_url.rstrip("/") + path + (f"?{raw_query}" if raw_query else "")
+    return URL(target, encoded=True)
+
+
+def raw_query(raw_path: str) -> str:
+    return raw_path.partition("?")[2]
+
+
+# --- passive refresh ------------------------------------------------------------------------
+
+
+def decode_usage(body: bytes, content_encoding: str | None) -> UsageSnapshot:
+    """A relayed usage body (as it went over the wire) -> snapshot; ValueError if it is not a
+    usage JSON object, or is in an encoding this does not undo (br, zstd)."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "gzip":
+        data = _inflate(body, 16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        try:
+            data = _inflate(body, zlib.MAX_WBITS)
+        except ValueError:
+            data = _inflate(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send it
+    elif encoding == "identity":
+        data = body
+    else:
+        raise ValueError(f"Content-Encoding {encoding!r} is not decoded for passive refresh")
+    payload = json.loads(data)
+    if not isinstance(payload, dict):
+        raise ValueError(f"usage body is a JSON {type(payload).__name__}, not an object")
+    return parse_usage(payload)
+
+
+def _inflate(body: bytes, wbits: int) -> bytes:
+    inflater = zlib.decompressobj(wbits)
+    try:
+        data = inflater.decompress(body, MAX_BODY_BYTES)
+    except zlib.error as exc:
+        raise ValueError(f"cannot decompress: {exc}") from None
+    if inflater.unconsumed_tail:
+        raise ValueError("decompressed body is over the 1 MiB limit")
+    return data
+
+
+class UsageTee:
+    """Keeps a copy of relayed chunks up to MAX_BODY_BYTES; past that it gives up."""
+
+    def __init__(self, limit: int = MAX_BODY_BYTES) -> None:
+        self._limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self.overflowed = False
+
+    def feed(self, chunk: bytes) -> None:
+        if self.overflowed:
+            return
+        self._size += len(chunk)
+        if self._size > self._limit:
+            self.overflowed = True
+            self._chunks.clear()
+            return
+        self._chunks.append(chunk)
+
+    def body(self) -> bytes:
+        if self.overflowed:
+            raise ValueError(f"usage body is over the {self._limit} byte limit")
+        return b"".join(self._chunks)
+
+
+# --- access log -----------------------------------------------------------------------------
+
+
+class ProxyAccessLogger(AbstractAccessLogger):
+    """One line per request: client, request line, status, size, seconds, User-Agent.
+
+    aiohttp's configurable `AccessLogger` prints whatever header its format names; this one
+    has a fixed format that never names a request header but User-Agent, so neither
+    `Authorization` nor `Cookie` (nor any other credential) can reach the log.
+    """
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        user_agent = request.headers.get("User-Agent", "-")
+        version = request.version
+        size = response.body_length
+        self.logger.info(
+            '%s "%s %s HTTP/%d.%d" %d %d %.6f "%s"',
+            request.remote or "-",
+            request.method,
+            request.raw_path,
+            version.major,
+            version.minor,
+            response.status,
+            size,
+            time,
+            user_agent,
+        )
