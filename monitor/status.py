@@ -254,6 +254,7 @@ def render_status(states: Iterable[OrgState], now: float, config: Config) -> str
 
 
 async def status_page(request: web.Request) -> web.Response:
+    # monitor.app imports this module to add the route; its keys are read at request time.
     from monitor.app import CLOCK_KEY, CONFIG_KEY, STORE_KEY
 
     app = request.app
