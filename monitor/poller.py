@@ -183,6 +183,10 @@ class Poller:
             self._running.add(task)
         try:
             result = await self.poll(org_uuid)
+        except asyncio.CancelledError:
+            if self._scheduler is None:  # stop() cancelled us: not an error to log
+                return
+            raise
         finally:
             if task is not None:
                 self._running.discard(task)
@@ -279,7 +283,18 @@ class Poller:
         )
 
     async def _discovery_job(self, index: int) -> None:
-        ok = await self.discover(index)
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            ok = await self.discover(index)
+        except asyncio.CancelledError:
+            if self._scheduler is None:  # stop() cancelled us: not an error to log
+                return
+            raise
+        finally:
+            if task is not None:
+                self._running.discard(task)
         account = self._accounts[index] if index < len(self._accounts) else None
         if account is None:
             return
