@@ -18,6 +18,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from monitor.config import Config, ConfigError
 from monitor.metrics import ProxyMetrics, build_registry
 from monitor.poller import Poller
+from monitor.proxy import add_proxy_routes
 from monitor.state import ReloadStatus, UsageStore
 from monitor.status import add_status_routes
 from monitor.upstream import UpstreamClient
@@ -76,6 +77,7 @@ def create_app(
     app.router.add_get("/metrics", make_aiohttp_handler(registry))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    add_proxy_routes(app)
     add_status_routes(app)
     return app
 

@@ -1,0 +1,339 @@
+"""The pass-through proxy: SPEC section 5's nine routes, forwarded to the upstream as they are.
+
+Each request is checked locally first (path, parameters, credentials, body; see
+`proxy_rules`), then forwarded over the app's one upstream `ClientSession` with the caller's
+own headers, and the answer is streamed back byte for byte. The proxy makes an answer itself
+only when it refuses a request or cannot get one from the upstream, always as a JSON error.
+
+The `code` label of `claude_proxy_requests_total` is the status sent to the caller; a caller
+that hangs up before anything was sent is counted as 499 (nginx's "client closed request").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from monitor.config import Config
+from monitor.metrics import ProxyMetrics
+from monitor.proxy_rules import (
+    CLIENT_CLOSED,
+    MAX_REQUEST_BODY_BYTES,
+    ROUTES,
+    SKIP_AUTO_HEADERS,
+    UNMATCHED,
+    ProxyError,
+    Route,
+    UsageTee,
+    check_content_length,
+    check_credentials,
+    check_memory_query,
+    check_path_params,
+    check_raw_path,
+    check_web_fetch_body,
+    decode_usage,
+    forward_request_headers,
+    method_label,
+    method_not_allowed,
+    not_found,
+    raw_query,
+    response_headers,
+    too_large,
+    upstream_url,
+)
+from monitor.state import UsageStore
+from monitor.upstream import UpstreamClient
+
+log = logging.getLogger("monitor.proxy")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# How often a request waiting on the upstream checks whether its caller is still there.
+DISCONNECT_CHECK_SECONDS = 0.1
+
+
+@dataclass
+class _Outcome:
+    """What one request ended as, for the metrics: the status sent (499 until one is)."""
+
+    code: int = CLIENT_CLOSED
+
+
+class Proxy:
+    """The proxy's handlers around the app's collaborators. `config` is a getter, so a
+    reloaded config (new orgs, base URLs, timeout) applies to the next request."""
+
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        store: UsageStore,
+        upstream: UpstreamClient,
+        metrics: ProxyMetrics,
+        clock: Callable[[], float],
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._upstream = upstream
+        self._metrics = metrics
+        self._clock = clock
+
+    def handler(self, route: Route | None) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self.handle(route, request)
+
+        return handle
+
+    async def handle(self, route: Route | None, request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        outcome = _Outcome()
+        work = asyncio.ensure_future(self._serve(route, request, outcome))
+        watcher = asyncio.ensure_future(_caller_gone(request))
+        try:
+            await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if work.done():
+                if work.exception() is not None:
+                    outcome.code = 500  # aiohttp answers an unexpected error with a 500
+                return work.result()
+            # The caller hung up while the upstream was still working: cancelling `work`
+            # leaves its `async with session.request(...)`, which closes that connection.
+            log.debug("caller of %s went away; upstream request cancelled", _name(route))
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            return web.Response(status=CLIENT_CLOSED)  # never reaches anyone
+        finally:
+            watcher.cancel()
+            if not work.done():
+                work.cancel()
+            self._metrics.observe(
+                _name(route), method_label(request.method), outcome.code, loop.time() - started
+            )
+
+    async def _serve(
+        self, route: Route | None, request: web.Request, outcome: _Outcome
+    ) -> web.StreamResponse:
+        try:
+            check_raw_path(request.raw_path)
+            if route is None:
+                raise not_found(request.method, request.path)
+            if request.method != route.method:
+                raise method_not_allowed(route, request.method)
+            check_path_params(request.match_info)
+            if route.name == "memory":
+                check_memory_query(request.query.getall("project_uuid", []))
+            check_credentials(request.headers)
+            body = await _read_body(request)
+            if route.name == "web_fetch":
+                check_web_fetch_body(body)
+            return await self._forward(route, request, body, outcome)
+        except ProxyError as error:
+            outcome.code = error.status
+            return error.response()
+
+    def _base_url(self, route: Route, params: dict[str, str]) -> str:
+        """The org's own base URL when it has one (configured or discovered), else the
+        default upstream. Never anything the caller chose."""
+        config = self._config()
+        if route.has_org:
+            org_uuid = str(uuid.UUID(params["org_uuid"]))
+            for org in config.orgs:
+                if str(org.uuid) == org_uuid and org.base_url:
+                    return org.base_url
+            state = self._store.get(org_uuid)
+            if state is not None:
+                return state.target.base_url
+        return config.upstream.base_url
+
+    async def _forward(
+        self, route: Route, request: web.Request, body: bytes, outcome: _Outcome
+    ) -> web.StreamResponse:
+        params = dict(request.match_info)
+        url = upstream_url(
+            self._base_url(route, params), route.upstream_path(params), raw_query(request.raw_path)
+        )
+        seconds = self._config().upstream.timeout_seconds
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=seconds, sock_connect=seconds, sock_read=seconds
+        )
+        try:
+            session = self._upstream.session
+        except RuntimeError:
+            raise ProxyError(
+                503, "proxy_unavailable", "the upstream session is closed (monitor is stopping)"
+            ) from None
+        try:
+            async with session.request(
+                request.method,
+                url,
+                headers=forward_request_headers(request.headers),
+                data=body if body or request.method == "POST" else None,
+                skip_auto_headers=SKIP_AUTO_HEADERS,
+                allow_redirects=False,
+                auto_decompress=False,
+                timeout=timeout,
+            ) as answer:
+                return await self._relay(route, request, answer, outcome)
+        except TimeoutError:
+            raise ProxyError(
+                504,
+                "upstream_timeout",
+                f"the upstream {_where(url)} sent nothing for {seconds:g} s "
+                "([upstream] timeout_seconds)",
+            ) from None
+        except aiohttp.ClientConnectorDNSError:
+            raise ProxyError(
+                502, "upstream_unreachable", f"cannot resolve the upstream host {url.host}"
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            reason = exc.os_error.strerror or type(exc.os_error).__name__
+            raise ProxyError(
+                502,
+                "upstream_unreachable",
+                f"cannot connect to the upstream {_where(url)}: {reason}",
+            ) from None
+        except aiohttp.ServerDisconnectedError:
+            raise ProxyError(
+                502,
+                "upstream_connection_error",
+                f"the upstream {_where(url)} closed the connection without answering",
+            ) from None
+        except aiohttp.ClientOSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ProxyError(
+                502,
+                "upstream_connection_error",
+                f"the connection to the upstream {_where(url)} failed: {reason}",
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise ProxyError(
+                502,
+                "upstream_invalid_response",
+                f"the upstream {_where(url)} sent an answer that is not valid HTTP "
+                f"({type(exc).__name__})",
+            ) from None
+
+    async def _relay(
+        self,
+        route: Route,
+        request: web.Request,
+        answer: aiohttp.ClientResponse,
+        outcome: _Outcome,
+    ) -> web.StreamResponse:
+        """Stream the upstream's answer back as it comes. Once the status line went out, a
+        failure can no longer become a JSON error: the caller's connection is aborted, so it
+        sees a truncated answer rather than a complete-looking wrong one."""
+        response = web.StreamResponse(status=answer.status, reason=answer.reason)
+        response.headers.extend(response_headers(answer.headers))
+        tee = self._tee_for(route, request, answer)
+        await response.prepare(request)
+        outcome.code = answer.status
+        while True:
+            try:
+                chunk = await answer.content.readany()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                log.warning(
+                    "upstream %s failed after %s %d started streaming (%s); "
+                    "aborting the caller's connection",
+                    _where(answer.url),
+                    route.name,
+                    answer.status,
+                    type(exc).__name__,
+                )
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
+            if not chunk:
+                break
+            try:
+                await response.write(chunk)
+            except ConnectionError:
+                log.debug("caller of %s went away mid-answer", route.name)
+                return response
+            if tee is not None:
+                tee.feed(chunk)
+        await response.write_eof()
+        if tee is not None:
+            self._refresh(request.match_info["org_uuid"], tee, answer)
+        return response
+
+    def _tee_for(
+        self, route: Route, request: web.Request, answer: aiohttp.ClientResponse
+    ) -> UsageTee | None:
+        if route.name != "usage" or answer.status != 200:
+            return None
+        org_uuid = str(uuid.UUID(request.match_info["org_uuid"]))
+        return UsageTee() if org_uuid in self._store else None
+
+    def _refresh(self, raw_uuid: str, tee: UsageTee, answer: aiohttp.ClientResponse) -> None:
+        """Passive refresh: the relayed usage answer also updates the org's snapshot. Runs
+        after the last byte went out; a failure here is only a debug line."""
+        org_uuid = str(uuid.UUID(raw_uuid))
+        try:
+            snapshot = decode_usage(tee.body(), answer.headers.get("Content-Encoding"))
+        except ValueError as exc:
+            log.debug("relayed usage of %s not used for a refresh: %s", org_uuid, exc)
+            return
+        if self._store.record_relayed(org_uuid, snapshot, at=self._clock()):
+            log.debug("usage of %s refreshed from a relayed answer", org_uuid)
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The request body, refused with 413 past 64 KiB, whether it is announced by
+    Content-Length or arrives chunked."""
+    check_content_length(request.headers.get("Content-Length"))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(16 * 1024):
+        size += len(chunk)
+        if size > MAX_REQUEST_BODY_BYTES:
+            raise too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _caller_gone(request: web.Request) -> None:
+    """Return once the caller's connection is closed (aiohttp does not cancel handlers)."""
+    while True:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(DISCONNECT_CHECK_SECONDS)
+
+
+def _name(route: Route | None) -> str:
+    return route.name if route is not None else UNMATCHED
+
+
+def _where(url: URL) -> str:
+    """The upstream's scheme, host and port for messages (never a path, query or header)."""
+    return f"{url.scheme}://{url.host}:{url.port}"
+
+
+def add_proxy_routes(app: web.Application) -> None:
+    """Serve the nine routes on `app`, plus the local 404 for anything else under /api/.
+
+    Every method is routed to the proxy's handler, which answers a wrong one with a JSON 405
+    and `Allow` (aiohttp's own 405 would be plain text).
+    """
+    # monitor.app imports this module for create_app, so its keys are looked up here.
+    from monitor.app import CLOCK_KEY, CONFIG_KEY, PROXY_METRICS_KEY, STORE_KEY, UPSTREAM_KEY
+
+    live = app[CONFIG_KEY]
+    proxy = Proxy(
+        config=lambda: live.current,
+        store=app[STORE_KEY],
+        upstream=app[UPSTREAM_KEY],
+        metrics=app[PROXY_METRICS_KEY],
+        clock=app[CLOCK_KEY],
+    )
+    for route in ROUTES:
+        app.router.add_route("*", route.path, proxy.handler(route), name=f"proxy_{route.name}")
+    app.router.add_route("*", "/api/{tail:.*}", proxy.handler(None), name="proxy_unmatched")
