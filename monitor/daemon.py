@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from monitor.proxy_rules import ProxyAccessLogger
+
 log = logging.getLogger("monitor")
 
 
@@ -42,7 +44,9 @@ async def serve(
     urls: dict[str, str] = {}
     try:
         for listener in listeners:
-            runner = web.AppRunner(listener.app, shutdown_timeout=grace_seconds)
+            runner = web.AppRunner(
+                listener.app, shutdown_timeout=grace_seconds, access_log_class=ProxyAccessLogger
+            )
             await runner.setup()
             runners.append(runner)
             site = web.TCPSite(runner, listener.host, listener.port)
