@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from importlib import resources
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -78,6 +79,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     add_proxy_routes(app)
+    app.router.add_get("/openapi.yaml", openapi_document)
     add_status_routes(app)
     return app
 
@@ -98,6 +100,12 @@ async def _polling(app: web.Application) -> AsyncIterator[None]:
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """The proxy's OpenAPI description, shipped inside the package."""
+    text = resources.files("monitor").joinpath("openapi.yaml").read_text(encoding="utf-8")
+    return web.Response(text=text, content_type="application/yaml")
 
 
 async def readyz(request: web.Request) -> web.Response:
