@@ -213,6 +213,9 @@ class UpstreamConfig(_Section):
     headers: dict[str, str] = Field(default_factory=dict)
     usage_path: str = DEFAULT_USAGE_PATH
     max_connections: int = Field(default=100, ge=1, le=10_000)
+    # How long a proxied request may wait for a free upstream connection before it is
+    # answered 503 `upstream_busy` (back-pressure instead of an unbounded queue).
+    pool_wait_seconds: float = Field(default=1.0, gt=0, le=60)
 
     @field_validator("base_url")
     @classmethod
@@ -344,6 +347,28 @@ class Config(_Section):
     poll: PollConfig = Field(default_factory=PollConfig)
     orgs: list[OrgConfig] = Field(default_factory=list)
     accounts: list[AccountConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _pool_shared_with_polls(self, info: ValidationInfo) -> Self:
+        """The proxy keeps its own share of the upstream pool only while polls use at most
+        half of it (see `proxy_connection_share`); past that, say so once at load."""
+        warnings = _warnings(info)
+        limit, concurrency = self.upstream.max_connections, self.poll.concurrency
+        if warnings is not None and concurrency > limit // 2 and limit > 1:
+            warnings.append(
+                f"poll.concurrency ({concurrency}) is over half of upstream.max_connections "
+                f"({limit}): polls may take connections of the proxy's share, and proxied "
+                "requests then wait up to timeout_seconds for one; raise max_connections"
+            )
+        return self
+
+
+def proxy_connection_share(max_connections: int, poll_concurrency: int) -> int:
+    """Upstream connections the proxy may hold at once: the pool minus what polls can hold
+    (`poll.concurrency`), but never less than half the pool, and at least 1. The poller and
+    the proxy share one connector of `max_connections`, so while `poll.concurrency` is at
+    most half of it, polls can never take a connection a proxied request is waiting for."""
+    return max(1, max_connections - min(poll_concurrency, max_connections // 2))
 
 
 def duplicate_org_problems(data: Mapping[str, Any]) -> list[str]:

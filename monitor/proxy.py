@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from monitor.config import Config
+from monitor.config import Config, proxy_connection_share
 from monitor.metrics import ProxyMetrics
 from monitor.proxy_rules import (
     CLIENT_CLOSED,
@@ -83,6 +83,13 @@ class Proxy:
         self._upstream = upstream
         self._metrics = metrics
         self._clock = clock
+        # Back-pressure: upstream connections the proxy may hold at once. Fixed at start,
+        # like the connector's own limit (`max_connections` takes effect at a restart).
+        first = config()
+        self.capacity = proxy_connection_share(
+            first.upstream.max_connections, first.poll.concurrency
+        )
+        self._slots = asyncio.Semaphore(self.capacity)
 
     def handler(self, route: Route | None) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -169,6 +176,7 @@ class Proxy:
             raise ProxyError(
                 503, "proxy_unavailable", "the upstream session is closed (monitor is stopping)"
             ) from None
+        await self._take_slot()
         try:
             async with session.request(
                 request.method,
@@ -218,6 +226,25 @@ class Proxy:
                 "upstream_invalid_response",
                 f"the upstream {_where(url)} sent an answer that is not valid HTTP "
                 f"({type(exc).__name__})",
+            ) from None
+        finally:
+            self._slots.release()
+
+    async def _take_slot(self) -> None:
+        """Wait at most `[upstream] pool_wait_seconds` for one of the proxy's upstream
+        connections; past that the request is refused with 503 instead of queueing."""
+        wait = self._config().upstream.pool_wait_seconds
+        try:
+            async with asyncio.timeout(wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise ProxyError(
+                503,
+                "upstream_busy",
+                f"all {self.capacity} upstream connection(s) the proxy may use are busy and "
+                f"none became free within {wait:g} s ([upstream] pool_wait_seconds); retry "
+                "later, or raise [upstream] max_connections",
+                headers={"Retry-After": "1"},
             ) from None
 
     async def _relay(
