@@ -14,10 +14,9 @@ from importlib import resources
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from prometheus_client.aiohttp import make_aiohttp_handler
 
 from monitor.config import Config, ConfigError
-from monitor.metrics import ProxyMetrics, build_registry
+from monitor.metrics import ProxyMetrics, UsageExposition, build_registry, metrics_handler
 from monitor.poller import Poller
 from monitor.proxy import add_proxy_routes
 from monitor.state import ReloadStatus, UsageStore
@@ -55,7 +54,7 @@ def create_app(
     changes through the proxy's passive refresh)."""
     store = store if store is not None else UsageStore()
     reload_status = ReloadStatus(successful=True, last_success=clock())
-    registry, proxy_metrics = build_registry(store, reload_status)
+    registry, proxy_metrics = build_registry(reload_status)
     upstream = UpstreamClient(config.upstream)
     poller = Poller(config, store, upstream, clock=clock)
 
@@ -75,7 +74,7 @@ def create_app(
     else:
         poller.apply_targets()
 
-    app.router.add_get("/metrics", make_aiohttp_handler(registry))
+    app.router.add_get("/metrics", metrics_handler(UsageExposition(store), registry))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     add_proxy_routes(app)

@@ -1,4 +1,4 @@
-"""Prometheus metrics: a collector that renders the store at scrape time, and the proxy's own.
+"""Prometheus metrics: the usage families rendered from the store, and monitor's own.
 
 The usage families are built from the snapshots on every scrape (never `Gauge.set` on
 shared gauges), so an org or window that disappears disappears from `/metrics`, and a
@@ -7,88 +7,227 @@ shared gauges), so an org or window that disappears disappears from `/metrics`, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import asyncio
+import gzip
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitor import __version__
-from monitor.state import OrgState, PollResult, ReloadStatus, UsageStore
+from monitor.state import OrgState, OrgTarget, PollResult, ReloadStatus, UsageStore
+from monitor.usage import UsageSnapshot
 
 ORG_LABELS = ("org", "org_uuid")
+
 CACHED = "Cached from the last poll of the usage endpoint."
 PROXY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Orgs rendered between two yields to the event loop, so a scrape of many orgs never
+# holds up the proxy for long.
+ORGS_PER_SLICE = 500
 
 
-def _gauge(name: str, doc: str, labels: Iterable[str] = ORG_LABELS) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, labels=list(labels))
+@dataclass(frozen=True)
+class Family:
+    name: str
+    type: str
+    help: str
+
+    def header(self) -> str:
+        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.type}\n"
 
 
-class UsageCollector(Collector):
+UTILIZATION = Family(
+    "claude_usage_utilization_ratio",
+    "gauge",
+    f"Utilization of the usage window, 0-1 (can exceed 1). {CACHED}",
+)
+RESETS_AT = Family(
+    "claude_usage_resets_at_timestamp_seconds",
+    "gauge",
+    f"When the usage window resets, Unix seconds. {CACHED}",
+)
+EXTRA_ENABLED = Family(
+    "claude_usage_extra_enabled", "gauge", f"1 if extra usage is enabled, else 0. {CACHED}"
+)
+EXTRA_LIMIT = Family(
+    "claude_usage_extra_monthly_limit_credits",
+    "gauge",
+    f"Extra-usage monthly limit, in the upstream's credits (minor units). {CACHED}",
+)
+EXTRA_USED = Family(
+    "claude_usage_extra_used_credits",
+    "gauge",
+    f"Extra-usage credits used this month (minor units). {CACHED}",
+)
+UP = Family("claude_usage_up", "gauge", "1 if the last poll of the usage endpoint succeeded.")
+LAST_SUCCESS = Family(
+    "claude_usage_last_success_timestamp_seconds",
+    "gauge",
+    "End of the last successful poll, Unix seconds.",
+)
+DURATION = Family(
+    "claude_usage_poll_duration_seconds", "gauge", "How long the last poll took, in seconds."
+)
+POLLS = Family("claude_usage_polls_total", "counter", "Polls of the usage endpoint by result.")
+NEXT_POLL = Family(
+    "claude_usage_next_poll_timestamp_seconds",
+    "gauge",
+    "When the scheduler will poll this org next, Unix seconds.",
+)
+USAGE_FAMILIES = (
+    UTILIZATION,
+    RESETS_AT,
+    EXTRA_ENABLED,
+    EXTRA_LIMIT,
+    EXTRA_USED,
+    UP,
+    LAST_SUCCESS,
+    DURATION,
+    POLLS,
+    NEXT_POLL,
+)
+_SNAPSHOT_FAMILIES = 5  # the first five come from the snapshot, the rest from poll health
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    # repr() round-trips; the store only holds finite numbers (the parser drops the rest).
+    return repr(float(value))
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """One org's lines, one string per family, with what they were rendered from: they
+    are rebuilt only when the state moved (a poll ended, the snapshot or target changed)."""
+
+    target: OrgTarget
+    snapshot: UsageSnapshot | None
+    poll_end: float | None
+    next_poll: float | None
+    lines: tuple[str, ...]
+
+    def fresh(self, state: OrgState) -> bool:
+        return (
+            self.snapshot is state.snapshot
+            and self.target is state.target
+            and self.poll_end == state.last_poll_end
+            and self.next_poll == state.next_poll
+        )
+
+
+_POLL_RESULT_SUFFIXES = tuple((result, f',result="{result.value}"}} ') for result in PollResult)
+
+
+def render_org(state: OrgState) -> _Rendered:
+    """Every usage-family line of one org (empty strings where it has no series)."""
+    target, snapshot = state.target, state.snapshot
+    labels = f'org="{_escape(target.name)}",org_uuid="{_escape(target.uuid)}"'
+    lines = [""] * len(USAGE_FAMILIES)
+    if snapshot is not None:
+        ratio, resets = [], []
+        for window in snapshot.windows:
+            series = f'{{{labels},window="{_escape(window.name)}"}} '
+            if window.utilization is not None:
+                ratio.append(f"{UTILIZATION.name}{series}{_number(window.utilization)}\n")
+            if window.resets_at is not None:
+                resets.append(f"{RESETS_AT.name}{series}{_number(window.resets_at)}\n")
+        lines[0], lines[1] = "".join(ratio), "".join(resets)
+        extra = snapshot.extra
+        if extra is not None:
+            if extra.is_enabled is not None:
+                enabled = "1.0" if extra.is_enabled else "0.0"
+                lines[2] = f"{EXTRA_ENABLED.name}{{{labels}}} {enabled}\n"
+            if extra.monthly_limit is not None:
+                limit = _number(extra.monthly_limit)
+                lines[3] = f"{EXTRA_LIMIT.name}{{{labels}}} {limit}\n"
+            if extra.used_credits is not None:
+                lines[4] = f"{EXTRA_USED.name}{{{labels}}} {_number(extra.used_credits)}\n"
+    series = "{" + labels + "} "
+    if state.last_result is not None:
+        lines[5] = f"{UP.name}{series}{'1.0' if state.up else '0.0'}\n"
+    if state.last_success is not None:
+        lines[6] = f"{LAST_SUCCESS.name}{series}{_number(state.last_success)}\n"
+    if state.duration is not None:
+        lines[7] = f"{DURATION.name}{series}{_number(state.duration)}\n"
+    prefix = f"{POLLS.name}{{{labels}"
+    lines[8] = "".join(
+        f"{prefix}{suffix}{state.results[result]}\n" for result, suffix in _POLL_RESULT_SUFFIXES
+    )
+    if state.next_poll is not None:
+        lines[9] = f"{NEXT_POLL.name}{series}{_number(state.next_poll)}\n"
+    return _Rendered(target, snapshot, state.last_poll_end, state.next_poll, tuple(lines))
+
+
+class UsageExposition:
+    """Renders the usage families of SPEC section 4 from the store, in the text format.
+
+    prometheus_client formats each sample in Python at scrape time (about 8 us a sample,
+    seconds for 10,000 orgs); here each org's lines are kept rendered until its state
+    moves, so a scrape mostly joins strings.
+    """
+
     def __init__(self, store: UsageStore) -> None:
         self._store = store
+        self._cache: dict[str, _Rendered] = {}
 
-    def describe(self) -> list[Metric]:
-        # Registering must not render the store; the names are fixed anyway.
-        return []
+    def _add(self, state: OrgState, parts: list[list[str]]) -> None:
+        rendered = self._cache.get(state.target.uuid)
+        if rendered is None or not rendered.fresh(state):
+            rendered = render_org(state)
+            self._cache[state.target.uuid] = rendered
+        for index, text in enumerate(rendered.lines):
+            if text:
+                parts[index].append(text)
 
-    def collect(self) -> Iterator[Metric]:
-        window_labels = (*ORG_LABELS, "window")
-        utilization = _gauge(
-            "claude_usage_utilization_ratio",
-            f"Utilization of the usage window, 0-1 (can exceed 1). {CACHED}",
-            window_labels,
-        )
-        resets = _gauge(
-            "claude_usage_resets_at_timestamp_seconds",
-            f"When the usage window resets, Unix seconds. {CACHED}",
-            window_labels,
-        )
-        enabled = _gauge(
-            "claude_usage_extra_enabled", f"1 if extra usage is enabled, else 0. {CACHED}"
-        )
-        limit = _gauge(
-            "claude_usage_extra_monthly_limit_credits",
-            f"Extra-usage monthly limit, in the upstream's credits (minor units). {CACHED}",
-        )
-        used = _gauge(
-            "claude_usage_extra_used_credits",
-            f"Extra-usage credits used this month (minor units). {CACHED}",
-        )
-        up = _gauge("claude_usage_up", "1 if the last poll of the usage endpoint succeeded.")
-        last_success = _gauge(
-            "claude_usage_last_success_timestamp_seconds",
-            "End of the last successful poll, Unix seconds.",
-        )
-        duration = _gauge(
-            "claude_usage_poll_duration_seconds", "How long the last poll took, in seconds."
-        )
-        polls = CounterMetricFamily(
-            "claude_usage_polls",
-            "Polls of the usage endpoint by result.",
-            labels=[*ORG_LABELS, "result"],
-        )
-        next_poll = _gauge(
-            "claude_usage_next_poll_timestamp_seconds",
-            "When the scheduler will poll this org next, Unix seconds.",
-        )
-        for state in self._store:
-            _add_org(state, utilization, resets, enabled, limit, used)
-            labels = [state.target.name, state.target.uuid]
-            if state.last_result is not None:
-                up.add_metric(labels, 1.0 if state.up else 0.0)
-            if state.last_success is not None:
-                last_success.add_metric(labels, state.last_success)
-            if state.duration is not None:
-                duration.add_metric(labels, state.duration)
-            if state.next_poll is not None:
-                next_poll.add_metric(labels, state.next_poll)
-            for result in PollResult:
-                polls.add_metric([*labels, result.value], float(state.results[result]))
-        yield from (utilization, resets, enabled, limit, used, up, last_success, duration)
-        yield from (polls, next_poll)
+    def _assemble(self, parts: list[list[str]]) -> str:
+        out: list[str] = []
+        for family, lines in zip(USAGE_FAMILIES, parts, strict=True):
+            out.append(family.header())
+            out.extend(lines)
+        return "".join(out)
+
+    def _forget_removed(self, states: list[OrgState]) -> None:
+        if len(self._cache) > len(states):
+            present = {state.target.uuid for state in states}
+            for org_uuid in [u for u in self._cache if u not in present]:
+                del self._cache[org_uuid]
+
+    def render(self) -> str:
+        states = list(self._store)
+        parts: list[list[str]] = [[] for _ in USAGE_FAMILIES]
+        for state in states:
+            self._add(state, parts)
+        self._forget_removed(states)
+        return self._assemble(parts)
+
+    async def render_async(self) -> str:
+        """`render`, yielding to the event loop every ORGS_PER_SLICE orgs."""
+        states = list(self._store)
+        parts: list[list[str]] = [[] for _ in USAGE_FAMILIES]
+        for index, state in enumerate(states, start=1):
+            self._add(state, parts)
+            if index % ORGS_PER_SLICE == 0:
+                await asyncio.sleep(0)
+        self._forget_removed(states)
+        return self._assemble(parts)
+
+
+def _gauge(name: str, doc: str, labels: Iterable[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=list(labels))
 
 
 class MonitorCollector(Collector):
@@ -174,15 +313,39 @@ class ProxyMetrics:
         self.duration.labels(endpoint).observe(seconds)
 
 
-def build_registry(
-    store: UsageStore, reload: ReloadStatus
-) -> tuple[CollectorRegistry, ProxyMetrics]:
-    """The app's own registry: usage from the store, proxy counters, build info.
+def build_registry(reload: ReloadStatus) -> tuple[CollectorRegistry, ProxyMetrics]:
+    """The app's own registry: proxy metrics, build info, reload status, process metrics.
 
-    No process/platform collectors: the global registry is not used, so an embedding
-    process (tests run several apps) never sees duplicate series.
+    The global registry is not used, so an embedding process (tests run several apps)
+    never sees duplicate series. The usage families come from `UsageExposition`.
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(UsageCollector(store))
     registry.register(MonitorCollector(reload))
+    ProcessCollector(registry=registry)
     return registry, ProxyMetrics.register(registry)
+
+
+def render_metrics(exposition: UsageExposition, registry: CollectorRegistry) -> str:
+    """The whole `/metrics` text: the usage families, then the registry's."""
+    return exposition.render() + generate_latest(registry).decode()
+
+
+def metrics_handler(
+    exposition: UsageExposition, registry: CollectorRegistry
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """`/metrics` in the Prometheus text format, gzipped when the scraper accepts it.
+
+    Rendering yields to the event loop between slices of orgs and compression runs in a
+    thread (zlib releases the GIL), so a large scrape does not stall proxied requests.
+    """
+
+    async def handle(request: web.Request) -> web.Response:
+        text = await exposition.render_async() + generate_latest(registry).decode()
+        body = text.encode()
+        headers = {"Content-Type": CONTENT_TYPE_LATEST}
+        if "gzip" in request.headers.get("Accept-Encoding", "") and len(body) > 4096:
+            body = await asyncio.to_thread(gzip.compress, body, 1)
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=body, headers=headers)
+
+    return handle

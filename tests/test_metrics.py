@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import __version__
 from monitor.app import POLLER_KEY, STORE_KEY, create_app
-from monitor.metrics import build_registry
+from monitor.metrics import UsageExposition, build_registry, render_metrics
 from monitor.simulator import Fault, Simulator
 from monitor.state import OrgTarget, PollResult, ReloadStatus, UsageStore, targets_from_config
 from monitor.usage import ExtraUsage, UsageSnapshot, UsageWindow
@@ -276,8 +275,8 @@ def make_target(org_uuid: str = ORG_A, name: str = "acme") -> OrgTarget:
 
 
 def render(store: UsageStore) -> dict[str, dict[Labels, float]]:
-    registry, _ = build_registry(store, ReloadStatus(successful=True, last_success=NOW))
-    return parse(generate_latest(registry).decode())
+    registry, _ = build_registry(ReloadStatus(successful=True, last_success=NOW))
+    return parse(render_metrics(UsageExposition(store), registry))
 
 
 def test_null_values_are_no_series_never_zero() -> None:
