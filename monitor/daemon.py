@@ -45,7 +45,9 @@ async def serve(
     try:
         for listener in listeners:
             runner = web.AppRunner(
-                listener.app, shutdown_timeout=grace_seconds, access_log_class=ProxyAccessLogger
+                listener.app,
+                shutdown_timeout=aiohttp_shutdown_timeout(grace_seconds),
+                access_log_class=ProxyAccessLogger,
             )
             await runner.setup()
             runners.append(runner)
@@ -69,6 +71,17 @@ async def serve(
             loop.remove_signal_handler(sig)
         for runner in reversed(runners):
             await runner.cleanup()
+
+
+def aiohttp_shutdown_timeout(grace_seconds: float) -> float:
+    """AppRunner's `shutdown_timeout` that gives in-flight requests `grace_seconds` in all.
+
+    aiohttp uses its timeout twice: it waits that long for in-flight handlers, then cancels
+    their request payloads and waits that long again for the handlers to finish (one that
+    no longer reads its body, like a proxied request waiting on the upstream, just goes on),
+    and only then cancels them. Half the grace for each phase makes the whole wait the grace.
+    """
+    return grace_seconds / 2
 
 
 def listening_url(runner: web.AppRunner, host: str, port: int) -> str:
