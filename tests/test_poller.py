@@ -546,3 +546,28 @@ async def test_poll_all_polls_every_org_once(upstream: Upstream) -> None:
         expected = parse_usage(upstream.sim.usage(org_uuid))
         assert [w.name for w in state.snapshot.windows] == [w.name for w in expected.windows]
         assert len(upstream.sim.requests_for(org_uuid)) == 1
+
+
+async def test_an_unexpected_error_is_counted_and_polling_goes_on(
+    aiohttp_client: MakeClient, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await start(aiohttp_client, make_config(upstream.url))
+    poller = client.app[POLLER_KEY]
+    await wait_ready(client)
+    fetch = poller._client.fetch_usage
+    calls = 0
+
+    async def broken_once(target: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in parsing")
+        return await fetch(target)
+
+    poller._client.fetch_usage = broken_once  # type: ignore[method-assign]
+    assert await poller.poll(ORG_A) is PollResult.INVALID_RESPONSE
+    state = client.app[STORE_KEY].get(ORG_A)
+    assert state is not None
+    assert "unexpected RuntimeError" in (state.last_error or "")
+    assert "unexpected error polling org=acme" in caplog.text
+    assert await poller.poll(ORG_A) is PollResult.SUCCESS
