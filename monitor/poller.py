@@ -11,9 +11,10 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from apscheduler.job import Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,6 +27,7 @@ from monitor.state import OrgTarget, PollResult, UsageStore, targets_from_config
 from monitor.upstream import PollError, UpstreamClient
 
 log = logging.getLogger("monitor.poller")
+T = TypeVar("T")
 
 DISCOVERY_INTERVAL_SECONDS = 3600.0
 # A repeated identical failure is logged again at most this often.
@@ -192,19 +194,23 @@ class Poller:
             replace_existing=True,
         )
 
-    async def _poll_job(self, org_uuid: str) -> None:
+    async def _tracked(self, work: Awaitable[T]) -> T | None:
+        """Run a job's work where `stop()` can find and cancel it; None if it did."""
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
         try:
-            result = await self.poll(org_uuid)
+            return await work
         except asyncio.CancelledError:
             if self._scheduler is None:  # stop() cancelled us: not an error to log
-                return
+                return None
             raise
         finally:
             if task is not None:
                 self._running.discard(task)
+
+    async def _poll_job(self, org_uuid: str) -> None:
+        result = await self._tracked(self.poll(org_uuid))
         if result is not None and org_uuid in self._store and self._scheduler is not None:
             self._schedule_poll(org_uuid, self._delay_after(org_uuid, result))
 
@@ -307,18 +313,9 @@ class Poller:
         )
 
     async def _discovery_job(self, index: int) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._running.add(task)
-        try:
-            ok = await self.discover(index)
-        except asyncio.CancelledError:
-            if self._scheduler is None:  # stop() cancelled us: not an error to log
-                return
-            raise
-        finally:
-            if task is not None:
-                self._running.discard(task)
+        ok = await self._tracked(self.discover(index))
+        if ok is None:
+            return
         account = self._accounts[index] if index < len(self._accounts) else None
         if account is None:
             return
