@@ -363,4 +363,6 @@ def add_proxy_routes(app: web.Application) -> None:
     )
     for route in ROUTES:
         app.router.add_route("*", route.path, proxy.handler(route), name=f"proxy_{route.name}")
-    app.router.add_route("*", "/api/{tail:.*}", proxy.handler(None), name="proxy_unmatched")
+    # `[\s\S]`, not `.`: a decoded path may hold a newline (`/api/%0A`), and must still get
+    # the JSON 404 rather than aiohttp's plain-text one.
+    app.router.add_route("*", "/api/{tail:[\\s\\S]*}", proxy.handler(None), name="proxy_unmatched")
