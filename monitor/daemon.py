@@ -48,6 +48,9 @@ async def serve(
                 listener.app,
                 shutdown_timeout=aiohttp_shutdown_timeout(grace_seconds),
                 access_log_class=ProxyAccessLogger,
+                # A caller hanging up cancels its handler, so the proxy drops the
+                # upstream request it was waiting on instead of finishing it for no one.
+                handler_cancellation=True,
             )
             await runner.setup()
             runners.append(runner)

@@ -113,16 +113,23 @@ class Poller:
             self._schedule_discovery(index, 0.0)
 
     async def stop(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-            self._scheduler = None
-            self._jobs.clear()
+        scheduler, self._scheduler = self._scheduler, None
+        self._jobs.clear()
+        if scheduler is not None:
+            scheduler.pause()
+            # Jobs the scheduler handed to its executor a moment ago are tasks that have
+            # not started yet; shutting down now would cancel them inside APScheduler,
+            # which logs each as an ERROR. One loop turn lets them start, register in
+            # `_running` and, cancelled below, end quietly in `_tracked`.
+            await asyncio.sleep(0)
         # Polls already under way would outlive the ClientSession closed after us.
         pending = [task for task in self._running if not task.done()]
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
 
     def reload(self, config: Config) -> None:
         """Follow a new config: added orgs start polling, removed ones leave the store,

@@ -12,7 +12,6 @@ that hangs up before anything was sent is counted as 499 (nginx's "client closed
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -55,8 +54,6 @@ from monitor.upstream import UpstreamClient
 log = logging.getLogger("monitor.proxy")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# How often a request waiting on the upstream checks whether its caller is still there.
-DISCONNECT_CHECK_SECONDS = 0.1
 
 
 @dataclass
@@ -90,6 +87,7 @@ class Proxy:
             first.upstream.max_connections, first.poll.concurrency
         )
         self._slots = asyncio.Semaphore(self.capacity)
+        self._org_urls: tuple[Config | None, dict[str, str]] = (None, {})
 
     def handler(self, route: Route | None) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -98,28 +96,21 @@ class Proxy:
         return handle
 
     async def handle(self, route: Route | None, request: web.Request) -> web.StreamResponse:
+        """One request, counted once whatever happens. A caller hanging up cancels this
+        handler (the server runs with `handler_cancellation=True`); the cancellation
+        leaves `async with session.request(...)`, which closes the upstream request."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         outcome = _Outcome()
-        work = asyncio.ensure_future(self._serve(route, request, outcome))
-        watcher = asyncio.ensure_future(_caller_gone(request))
         try:
-            await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if work.done():
-                if work.exception() is not None:
-                    outcome.code = 500  # aiohttp answers an unexpected error with a 500
-                return work.result()
-            # The caller hung up while the upstream was still working: cancelling `work`
-            # leaves its `async with session.request(...)`, which closes that connection.
+            return await self._serve(route, request, outcome)
+        except asyncio.CancelledError:
             log.debug("caller of %s went away; upstream request cancelled", _name(route))
-            work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await work
-            return web.Response(status=CLIENT_CLOSED)  # never reaches anyone
+            raise
+        except Exception:
+            outcome.code = 500  # aiohttp answers an unexpected error with a 500
+            raise
         finally:
-            watcher.cancel()
-            if not work.done():
-                work.cancel()
             self._metrics.observe(
                 _name(route), method_label(request.method), outcome.code, loop.time() - started
             )
@@ -151,12 +142,17 @@ class Proxy:
         config = self._config()
         if route.has_org:
             org_uuid = str(uuid.UUID(params["org_uuid"]))
-            for org in config.orgs:
-                if str(org.uuid) == org_uuid and org.base_url:
-                    return org.base_url
             state = self._store.get(org_uuid)
-            if state is not None:
+            if state is not None:  # polled here: its target already holds the right URL
                 return state.target.base_url
+            # Configured but not polled by this replica (another shard): one dict lookup
+            # per request, the table rebuilt only when a reload brings a new config.
+            if self._org_urls[0] is not config:
+                self._org_urls = (
+                    config,
+                    {str(org.uuid): org.base_url for org in config.orgs if org.base_url},
+                )
+            return self._org_urls[1].get(org_uuid, config.upstream.base_url)
         return config.upstream.base_url
 
     async def _forward(
@@ -324,15 +320,6 @@ async def _read_body(request: web.Request) -> bytes:
             raise too_large()
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def _caller_gone(request: web.Request) -> None:
-    """Return once the caller's connection is closed (aiohttp does not cancel handlers)."""
-    while True:
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            return
-        await asyncio.sleep(DISCONNECT_CHECK_SECONDS)
 
 
 def _name(route: Route | None) -> str:

@@ -647,9 +647,9 @@ async def test_redirects_are_relayed_not_followed(
 
 @asynccontextmanager
 async def production_server(app: web.Application) -> AsyncIterator[str]:
-    """Serve `app` the way `monitor run` does (aiohttp does not cancel handlers whose client
-    went away), with the access logger `monitor run` uses."""
-    runner = web.AppRunner(app, access_log_class=ProxyAccessLogger)
+    """Serve `app` the way `monitor run` does: an AppRunner that cancels the handler of a
+    caller who went away, with the access logger `monitor run` uses."""
+    runner = web.AppRunner(app, access_log_class=ProxyAccessLogger, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
