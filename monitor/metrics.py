@@ -34,7 +34,7 @@ CACHED = "Cached from the last poll of the usage endpoint."
 PROXY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Orgs rendered between two yields to the event loop, so a scrape of many orgs never
 # holds up the proxy for long.
-ORGS_PER_SLICE = 500
+ORGS_PER_SLICE = 100
 
 
 @dataclass(frozen=True)
