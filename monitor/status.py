@@ -16,6 +16,7 @@ from aiohttp import web
 
 from monitor import __version__
 from monitor.config import Config
+from monitor.proxy_rules import ROUTES
 from monitor.report import format_duration, format_extra
 from monitor.state import OrgState
 from monitor.usage import UsageWindow
@@ -25,17 +26,15 @@ CRITICAL_RATIO = 0.95
 MIN_REFRESH_SECONDS = 5
 MAX_REFRESH_SECONDS = 60
 
-# SPEC section 5: the proxy routes, by name.
-PROXY_ROUTES: tuple[tuple[str, str, str], ...] = (
-    ("usage", "GET", "/api/organizations/{org_uuid}/usage"),
-    ("project", "GET", "/api/organizations/{org_uuid}/projects/{project_id}"),
-    ("project_docs", "GET", "/api/organizations/{org_uuid}/projects/{project_id}/docs"),
-    ("project_files", "GET", "/api/organizations/{org_uuid}/projects/{project_id}/files"),
-    ("memory", "GET", "/api/organizations/{org_uuid}/memory?project_uuid=<uuid>"),
-    ("web_fetch", "POST", "/api/organizations/{org_uuid}/cowork/web_fetch"),
-    ("organizations", "GET", "/api/organizations"),
-    ("account", "GET", "/api/account"),
-    ("bootstrap", "GET", "/api/bootstrap"),
+_MEMORY_QUERY = "?project_uuid=<uuid>"
+# The proxy's routes as a person types them (memory needs its query parameter).
+PROXY_ROUTES: tuple[tuple[str, str, str], ...] = tuple(
+    (
+        route.name,
+        route.method,
+        route.path + ("?project_uuid=<uuid>" if route.name == "memory" else ""),
+    )
+    for route in ROUTES
 )
 
 _STYLE = """

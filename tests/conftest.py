@@ -93,10 +93,10 @@ class Upstream:
         return str(self.server.make_url("")).rstrip("/")
 
 
-def standard_simulator() -> Simulator:
+def standard_simulator(clock: Callable[[], float] | None = None) -> Simulator:
     """Org A (seed shape) for TOKEN_A, org B (2026 shape) for TOKEN_B, org C (2025 OAuth
     shape) for TOKEN_C; TOKEN_A also belongs to org C for discovery tests."""
-    sim = Simulator()
+    sim = Simulator() if clock is None else Simulator(clock)
     sim.add_org(ORG_A, "acme", plan="team", shape="seed")
     sim.add_org(ORG_B, "beta", plan="enterprise", shape="limits_2026")
     sim.add_org(ORG_C, "gamma", plan="max", shape="oauth_2025")

@@ -18,7 +18,17 @@ from monitor.metrics import UsageExposition, build_registry, render_metrics
 from monitor.simulator import Fault, Simulator
 from monitor.state import OrgTarget, PollResult, ReloadStatus, UsageStore, targets_from_config
 from monitor.usage import ExtraUsage, UsageSnapshot, UsageWindow
-from tests.conftest import ORG_A, ORG_B, ORG_C, TOKEN_A, TOKEN_B, TOKEN_C, make_config, require_tool
+from tests.conftest import (
+    ORG_A,
+    ORG_B,
+    ORG_C,
+    TOKEN_A,
+    TOKEN_B,
+    TOKEN_C,
+    make_config,
+    require_tool,
+    standard_simulator,
+)
 
 Client = TestClient[Any, Any]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -57,14 +67,7 @@ class FrozenClock:
 
 def frozen_simulator() -> Simulator:
     """The standard orgs, with time stopped so every answer is the same as the last."""
-    sim = Simulator(FrozenClock(NOW))
-    sim.add_org(ORG_A, "acme", plan="team", shape="seed")
-    sim.add_org(ORG_B, "beta", plan="enterprise", shape="limits_2026")
-    sim.add_org(ORG_C, "gamma", plan="max", shape="oauth_2025")
-    sim.add_account(token=TOKEN_A, org_uuids=[ORG_A, ORG_C])
-    sim.add_account(token=TOKEN_B, org_uuids=[ORG_B])
-    sim.add_account(token=TOKEN_C, org_uuids=[ORG_C])
-    return sim
+    return standard_simulator(FrozenClock(NOW))
 
 
 def parse(text: str) -> dict[str, dict[Labels, float]]:

@@ -13,7 +13,6 @@ elsewhere.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -27,6 +26,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.conftest import require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = REPO / "prometheus"
@@ -80,22 +81,9 @@ GRAFANA_VARIABLES = {
 
 ALL_INTERFACES = "0.0.0.0"  # what the containers listen on
 
-REQUIRE_TOOLS_ENV = "MONITOR_REQUIRE_TOOLS"
 PROMTOOL_HINT = "apt-get install prometheus"
 AMTOOL_HINT = "apt-get install prometheus-alertmanager"
 COMPOSE_HINT = "apt-get install docker-compose"
-
-
-def require_tool(name: str, hint: str) -> str:
-    """Path of the executable `name`; skip the test if it is missing (fail instead
-    when MONITOR_REQUIRE_TOOLS=1)."""
-    path = shutil.which(name)
-    if path is not None:
-        return path
-    message = f"{name} not found: {hint}"
-    if os.environ.get(REQUIRE_TOOLS_ENV) == "1":
-        pytest.fail(f"{message} ({REQUIRE_TOOLS_ENV}=1)")
-    pytest.skip(message)
 
 
 def run(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
