@@ -35,6 +35,7 @@ PROXY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 # Orgs rendered between two yields to the event loop, so a scrape of many orgs never
 # holds up the proxy for long.
 ORGS_PER_SLICE = 100
+JOIN_SLICE = 2000
 
 
 @dataclass(frozen=True)
@@ -214,8 +215,10 @@ class UsageExposition:
         self._forget_removed(states)
         return self._assemble(parts)
 
-    async def render_async(self) -> str:
-        """`render`, yielding to the event loop every ORGS_PER_SLICE orgs."""
+    async def render_chunks(self) -> list[bytes]:
+        """`render` as encoded pieces, yielding to the event loop every ORGS_PER_SLICE orgs
+        while gathering and every JOIN_SLICE lines while joining: no single step of a large
+        scrape holds the loop for more than a few milliseconds."""
         states = list(self._store)
         parts: list[list[str]] = [[] for _ in USAGE_FAMILIES]
         for index, state in enumerate(states, start=1):
@@ -223,7 +226,13 @@ class UsageExposition:
             if index % ORGS_PER_SLICE == 0:
                 await asyncio.sleep(0)
         self._forget_removed(states)
-        return self._assemble(parts)
+        chunks: list[bytes] = []
+        for family, lines in zip(USAGE_FAMILIES, parts, strict=True):
+            chunks.append(family.header().encode())
+            for start in range(0, len(lines), JOIN_SLICE):
+                chunks.append("".join(lines[start : start + JOIN_SLICE]).encode())
+                await asyncio.sleep(0)
+        return chunks
 
 
 def _gauge(name: str, doc: str, labels: Iterable[str]) -> GaugeMetricFamily:
@@ -330,6 +339,11 @@ def render_metrics(exposition: UsageExposition, registry: CollectorRegistry) -> 
     return exposition.render() + generate_latest(registry).decode()
 
 
+def _body(chunks: list[bytes], compress: bool) -> bytes:
+    body = b"".join(chunks)
+    return gzip.compress(body, compresslevel=1) if compress else body
+
+
 def metrics_handler(
     exposition: UsageExposition, registry: CollectorRegistry
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -340,12 +354,14 @@ def metrics_handler(
     """
 
     async def handle(request: web.Request) -> web.Response:
-        text = await exposition.render_async() + generate_latest(registry).decode()
-        body = text.encode()
+        chunks = await exposition.render_chunks()
+        chunks.append(generate_latest(registry))
         headers = {"Content-Type": CONTENT_TYPE_LATEST}
-        if "gzip" in request.headers.get("Accept-Encoding", "") and len(body) > 4096:
-            body = await asyncio.to_thread(gzip.compress, body, 1)
+        compress = "gzip" in request.headers.get("Accept-Encoding", "")
+        if compress:
             headers["Content-Encoding"] = "gzip"
+        # Joining megabytes and zlib both run in a thread (zlib releases the GIL).
+        body = await asyncio.to_thread(_body, chunks, compress)
         return web.Response(body=body, headers=headers)
 
     return handle

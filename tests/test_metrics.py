@@ -357,3 +357,16 @@ def test_an_org_or_window_that_disappears_disappears() -> None:
     series = render(store)
     for samples in series.values():
         assert all(dict(labels).get("org_uuid") != ORG_B for labels in samples)
+
+
+async def test_the_sliced_rendering_is_the_same_text() -> None:
+    store = UsageStore()
+    targets = [make_target(f"00000000-0000-4000-8000-{n:012d}", f"org{n}") for n in range(250)]
+    store.set_targets(targets)
+    for target in targets[::2]:
+        snapshot = UsageSnapshot(windows=(UsageWindow("five_hour", 0.25, NOW),), extra=None)
+        store.record_success(target.uuid, snapshot, end=NOW, duration=0.1)
+    exposition = UsageExposition(store)
+    whole = exposition.render()
+    assert b"".join(await exposition.render_chunks()).decode() == whole
+    assert whole.count("claude_usage_utilization_ratio{") == 125
