@@ -116,6 +116,7 @@ class _Rendered:
     are rebuilt only when the state moved (a poll ended, the snapshot or target changed)."""
 
     target: OrgTarget
+    labels: str
     snapshot: UsageSnapshot | None
     poll_end: float | None
     next_poll: float | None
@@ -133,44 +134,64 @@ class _Rendered:
 _POLL_RESULT_SUFFIXES = tuple((result, f',result="{result.value}"}} ') for result in PollResult)
 
 
-def render_org(state: OrgState) -> _Rendered:
-    """Every usage-family line of one org (empty strings where it has no series)."""
-    target, snapshot = state.target, state.snapshot
-    labels = f'org="{_escape(target.name)}",org_uuid="{_escape(target.uuid)}"'
-    lines = [""] * len(USAGE_FAMILIES)
-    if snapshot is not None:
-        ratio, resets = [], []
-        for window in snapshot.windows:
-            series = f'{{{labels},window="{_escape(window.name)}"}} '
-            if window.utilization is not None:
-                ratio.append(f"{UTILIZATION.name}{series}{_number(window.utilization)}\n")
-            if window.resets_at is not None:
-                resets.append(f"{RESETS_AT.name}{series}{_number(window.resets_at)}\n")
-        lines[0], lines[1] = "".join(ratio), "".join(resets)
-        extra = snapshot.extra
-        if extra is not None:
-            if extra.is_enabled is not None:
-                enabled = "1.0" if extra.is_enabled else "0.0"
-                lines[2] = f"{EXTRA_ENABLED.name}{{{labels}}} {enabled}\n"
-            if extra.monthly_limit is not None:
-                limit = _number(extra.monthly_limit)
-                lines[3] = f"{EXTRA_LIMIT.name}{{{labels}}} {limit}\n"
-            if extra.used_credits is not None:
-                lines[4] = f"{EXTRA_USED.name}{{{labels}}} {_number(extra.used_credits)}\n"
+def _snapshot_lines(labels: str, snapshot: UsageSnapshot | None) -> tuple[str, ...]:
+    """The lines of the five families that come from the upstream's payload."""
+    lines = ["", "", "", "", ""]
+    if snapshot is None:
+        return tuple(lines)
+    ratio, resets = [], []
+    for window in snapshot.windows:
+        series = f'{{{labels},window="{_escape(window.name)}"}} '
+        if window.utilization is not None:
+            ratio.append(f"{UTILIZATION.name}{series}{_number(window.utilization)}\n")
+        if window.resets_at is not None:
+            resets.append(f"{RESETS_AT.name}{series}{_number(window.resets_at)}\n")
+    lines[0], lines[1] = "".join(ratio), "".join(resets)
+    extra = snapshot.extra
+    if extra is not None:
+        if extra.is_enabled is not None:
+            enabled = "1.0" if extra.is_enabled else "0.0"
+            lines[2] = f"{EXTRA_ENABLED.name}{{{labels}}} {enabled}\n"
+        if extra.monthly_limit is not None:
+            lines[3] = f"{EXTRA_LIMIT.name}{{{labels}}} {_number(extra.monthly_limit)}\n"
+        if extra.used_credits is not None:
+            lines[4] = f"{EXTRA_USED.name}{{{labels}}} {_number(extra.used_credits)}\n"
+    return tuple(lines)
+
+
+def _health_lines(labels: str, state: OrgState) -> tuple[str, ...]:
+    """The lines of the five families that describe the polls themselves."""
     series = "{" + labels + "} "
+    up = last_success = duration = next_poll = ""
     if state.last_result is not None:
-        lines[5] = f"{UP.name}{series}{'1.0' if state.up else '0.0'}\n"
+        up = f"{UP.name}{series}{'1.0' if state.up else '0.0'}\n"
     if state.last_success is not None:
-        lines[6] = f"{LAST_SUCCESS.name}{series}{_number(state.last_success)}\n"
+        last_success = f"{LAST_SUCCESS.name}{series}{_number(state.last_success)}\n"
     if state.duration is not None:
-        lines[7] = f"{DURATION.name}{series}{_number(state.duration)}\n"
+        duration = f"{DURATION.name}{series}{_number(state.duration)}\n"
     prefix = f"{POLLS.name}{{{labels}"
-    lines[8] = "".join(
+    polls = "".join(
         f"{prefix}{suffix}{state.results[result]}\n" for result, suffix in _POLL_RESULT_SUFFIXES
     )
     if state.next_poll is not None:
-        lines[9] = f"{NEXT_POLL.name}{series}{_number(state.next_poll)}\n"
-    return _Rendered(target, snapshot, state.last_poll_end, state.next_poll, tuple(lines))
+        next_poll = f"{NEXT_POLL.name}{series}{_number(state.next_poll)}\n"
+    return (up, last_success, duration, polls, next_poll)
+
+
+def render_org(state: OrgState, previous: _Rendered | None = None) -> _Rendered:
+    """Every usage-family line of one org (empty strings where it has no series). What
+    `previous` rendered is reused where it still holds: the labels while the target is the
+    same, the payload's lines while the snapshot is equal (most polls change nothing)."""
+    target, snapshot = state.target, state.snapshot
+    if previous is not None and previous.target is target:
+        labels = previous.labels
+        same_usage = previous.snapshot is snapshot or previous.snapshot == snapshot
+        usage = previous.lines[:5] if same_usage else _snapshot_lines(labels, snapshot)
+    else:
+        labels = f'org="{_escape(target.name)}",org_uuid="{_escape(target.uuid)}"'
+        usage = _snapshot_lines(labels, snapshot)
+    lines = usage + _health_lines(labels, state)
+    return _Rendered(target, labels, snapshot, state.last_poll_end, state.next_poll, lines)
 
 
 class UsageExposition:
@@ -188,7 +209,7 @@ class UsageExposition:
     def _add(self, state: OrgState, parts: list[list[str]]) -> None:
         rendered = self._cache.get(state.target.uuid)
         if rendered is None or not rendered.fresh(state):
-            rendered = render_org(state)
+            rendered = render_org(state, rendered)
             self._cache[state.target.uuid] = rendered
         for index, text in enumerate(rendered.lines):
             if text:
