@@ -7,25 +7,19 @@ so one refusal lists every problem at once, each by its key path.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import stat
 import tomllib
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
-    PlainValidator,
-    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -33,11 +27,18 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from monitor.credentials import (
+    Credential,
+    CredentialKind,
+    EnvSecret,
+    FileSecret,
+    ResolvedSecret,
+    validation_warnings,
+)
+
 DEFAULT_USAGE_PATH = "/api/organizations/{org_uuid}/usage"
 DEFAULT_BOOTSTRAP_PATH = "/api/bootstrap"
 CONFIG_ENV = "MONITOR_CONFIG"
-
-CredentialKind = Literal["bearer", "session"]
 
 
 class ConfigError(Exception):
@@ -53,124 +54,6 @@ class ConfigError(Exception):
         head = f"{self.source}: {count} problem{'s' if count != 1 else ''}"
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
 
-
-@dataclass(frozen=True)
-class Credential:
-    """A resolved secret and how to present it; its value never shows in repr or str."""
-
-    kind: CredentialKind
-    secret: SecretStr = field(repr=False)
-    source: str  # where it came from, e.g. "$CLAUDE_TOKEN" or "file /run/secrets/acme"
-
-    def headers(self) -> dict[str, str]:
-        value = self.secret.get_secret_value()
-        if self.kind == "bearer":
-            return {"Authorization": f"Bearer {value}"}
-        return {"Cookie": f"sessionKey={value}"}
-
-    @property
-    def fingerprint(self) -> str:
-        """A stable id of the secret, for grouping orgs that share one (never exported)."""
-        digest = hashlib.sha256(self.secret.get_secret_value().encode()).hexdigest()
-        return f"{self.kind}:{digest[:16]}"
-
-    def masked(self) -> str:
-        # Not even a prefix: tokens share well-known prefixes, and the length and source
-        # are what an operator needs to tell two credentials apart.
-        length = len(self.secret.get_secret_value())
-        return f"{self.kind} ******** ({length} chars, from {self.source})"
-
-    def __str__(self) -> str:
-        return f"{self.kind} credential from {self.source}"
-
-
-def _environ(info: ValidationInfo) -> Mapping[str, str]:
-    context = info.context or {}
-    env = context.get("environ")
-    return env if env is not None else os.environ
-
-
-def _base_dir(info: ValidationInfo) -> Path:
-    context = info.context or {}
-    base = context.get("base_dir")
-    return Path(base) if base is not None else Path.cwd()
-
-
-def _warnings(info: ValidationInfo) -> list[str] | None:
-    context = info.context or {}
-    found = context.get("warnings")
-    return found if isinstance(found, list) else None
-
-
-@dataclass(frozen=True)
-class ResolvedSecret:
-    """A secret read once at load time, with where it came from (safe to print)."""
-
-    origin: str
-    value: SecretStr = field(repr=False)
-
-
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _secret_from_env(value: Any, info: ValidationInfo) -> ResolvedSecret:
-    if not isinstance(value, str) or not value:
-        raise PydanticCustomError("secret_name", "must be the name of an environment variable")
-    if not _ENV_NAME.fullmatch(value):
-        # Likely the secret itself pasted here: say so without echoing it.
-        raise PydanticCustomError(
-            "secret_name",
-            "must be the name of an environment variable, not the secret itself "
-            "(letters, digits and _ only)",
-        )
-    raw = _environ(info).get(value)
-    if raw is None:
-        raise PydanticCustomError(
-            "secret_missing", "environment variable {name} is not set", {"name": value}
-        )
-    if not raw.strip():
-        raise PydanticCustomError(
-            "secret_empty", "environment variable {name} is empty", {"name": value}
-        )
-    return ResolvedSecret(f"${value}", SecretStr(raw.strip()))
-
-
-def _secret_from_file(value: Any, info: ValidationInfo) -> ResolvedSecret:
-    if not isinstance(value, str) or not value:
-        raise PydanticCustomError("secret_name", "must be a file path")
-    path = Path(value)
-    if not path.is_absolute():
-        path = _base_dir(info) / path
-    try:
-        raw = path.read_text(encoding="utf-8")
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise PydanticCustomError(
-            "secret_missing", "file {path} does not exist", {"path": str(path)}
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise PydanticCustomError(
-            "secret_unreadable",
-            "file {path} cannot be read: {reason}",
-            {"path": str(path), "reason": reason},
-        ) from None
-    if not raw.strip():
-        raise PydanticCustomError("secret_empty", "file {path} is empty", {"path": str(path)})
-    warnings = _warnings(info)
-    if warnings is not None and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warnings.append(f"secret file {path} is readable by group or others (chmod 600 it)")
-    return ResolvedSecret(f"file {path}", SecretStr(raw.strip()))
-
-
-def _secret_origin(secret: ResolvedSecret) -> str:
-    return secret.origin
-
-
-# Dumped as where the secret came from, never its value.
-_DUMP_ORIGIN = PlainSerializer(_secret_origin, return_type=str)
-EnvSecret = Annotated[ResolvedSecret, PlainValidator(_secret_from_env), _DUMP_ORIGIN]
-FileSecret = Annotated[ResolvedSecret, PlainValidator(_secret_from_file), _DUMP_ORIGIN]
 
 _PATH_TEMPLATE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/{}-]*$")
 
@@ -352,7 +235,7 @@ class Config(_Section):
     def _pool_shared_with_polls(self, info: ValidationInfo) -> Self:
         """The proxy keeps its own share of the upstream pool only while polls use at most
         half of it (see `proxy_connection_share`); past that, say so once at load."""
-        warnings = _warnings(info)
+        warnings = validation_warnings(info)
         limit, concurrency = self.upstream.max_connections, self.poll.concurrency
         if warnings is not None and concurrency > limit // 2 and limit > 1:
             warnings.append(

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from monitor.config import DEFAULT_USAGE_PATH, Config, Credential
+from monitor.config import DEFAULT_USAGE_PATH, Config
+from monitor.credentials import Credential
 from monitor.usage import UsageSnapshot
 
 

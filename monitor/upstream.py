@@ -16,7 +16,8 @@ from typing import Any
 
 import aiohttp
 
-from monitor.config import Credential, UpstreamConfig
+from monitor.config import UpstreamConfig
+from monitor.credentials import Credential
 from monitor.state import OrgTarget, PollResult
 from monitor.usage import UsageSnapshot, parse_usage
 

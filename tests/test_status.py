@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
 from monitor.app import STORE_KEY, create_app
-from monitor.config import Config, Credential
+from monitor.config import Config
+from monitor.credentials import Credential
 from monitor.simulator import Fault
 from monitor.state import OrgState, OrgTarget, PollResult, UsageStore
 from monitor.status import PROXY_ROUTES, render_status
