@@ -133,15 +133,10 @@ def reload_config(app: web.Application, load: Callable[[], Config]) -> bool:
             log.error("reload refused, keeping the running config: %s: %s", exc.source, problem)
         return False
     old = app[CONFIG_KEY].current
-    for section, note in (
-        (old.server != new.server, "[server] changes take effect at the next restart"),
-        (
-            old.upstream.max_connections != new.upstream.max_connections,
-            "[upstream].max_connections takes effect at the next restart",
-        ),
-    ):
-        if section:
-            log.warning("%s", note)
+    if old.server != new.server:
+        log.warning("[server] changes take effect at the next restart")
+    if old.upstream.max_connections != new.upstream.max_connections:
+        log.warning("[upstream].max_connections takes effect at the next restart")
     app[CONFIG_KEY].current = new
     app[UPSTREAM_KEY].reconfigure(new.upstream)
     app[POLLER_KEY].reload(new)

@@ -73,13 +73,11 @@ class Proxy:
         store: UsageStore,
         upstream: UpstreamClient,
         metrics: ProxyMetrics,
-        clock: Callable[[], float],
     ) -> None:
         self._config = config
         self._store = store
         self._upstream = upstream
         self._metrics = metrics
-        self._clock = clock
         # Back-pressure: upstream connections the proxy may hold at once. Fixed at start,
         # like the connector's own limit (`max_connections` takes effect at a restart).
         first = config()
@@ -304,7 +302,7 @@ class Proxy:
         except ValueError as exc:
             log.debug("relayed usage of %s not used for a refresh: %s", org_uuid, exc)
             return
-        if self._store.record_relayed(org_uuid, snapshot, at=self._clock()):
+        if self._store.record_relayed(org_uuid, snapshot):
             log.debug("usage of %s refreshed from a relayed answer", org_uuid)
 
 
@@ -338,7 +336,7 @@ def add_proxy_routes(app: web.Application) -> None:
     and `Allow` (aiohttp's own 405 would be plain text).
     """
     # monitor.app imports this module for create_app, so its keys are looked up here.
-    from monitor.app import CLOCK_KEY, CONFIG_KEY, PROXY_METRICS_KEY, STORE_KEY, UPSTREAM_KEY
+    from monitor.app import CONFIG_KEY, PROXY_METRICS_KEY, STORE_KEY, UPSTREAM_KEY
 
     live = app[CONFIG_KEY]
     proxy = Proxy(
@@ -346,7 +344,6 @@ def add_proxy_routes(app: web.Application) -> None:
         store=app[STORE_KEY],
         upstream=app[UPSTREAM_KEY],
         metrics=app[PROXY_METRICS_KEY],
-        clock=app[CLOCK_KEY],
     )
     for route in ROUTES:
         app.router.add_route("*", route.path, proxy.handler(route), name=f"proxy_{route.name}")

@@ -70,7 +70,6 @@ class OrgState:
     last_success: float | None = None
     duration: float | None = None
     next_poll: float | None = None
-    last_relayed: float | None = None  # when the proxy last refreshed the snapshot
     results: dict[PollResult, int] = field(default_factory=lambda: dict.fromkeys(PollResult, 0))
 
     @property
@@ -142,14 +141,13 @@ class UsageStore:
         state.results[result] += 1
         return state
 
-    def record_relayed(self, org_uuid: str, snapshot: UsageSnapshot, *, at: float) -> bool:
+    def record_relayed(self, org_uuid: str, snapshot: UsageSnapshot) -> bool:
         """A usage answer the proxy relayed for this org: fresher data, but not a poll, so
         the poll counters, health and last-success time stay as the poller left them."""
         state = self._states.get(org_uuid)
         if state is None:
             return False
         state.snapshot = snapshot
-        state.last_relayed = at
         return True
 
     def set_next_poll(self, org_uuid: str, when: float | None) -> None:

@@ -457,7 +457,11 @@ async def test_passive_refresh_changes_metrics(
     assert "claude_usage_up{" not in text
     state = proxy.app[STORE_KEY].get(ORG_A)
     assert state is not None
-    assert state.last_relayed is not None
+    assert state.snapshot is not None
+    window = state.snapshot.window("claude_code")
+    assert window is not None
+    assert window.utilization == 0.42
+    assert state.last_result is None
 
 
 async def test_passive_refresh_only_for_configured_orgs_and_good_bodies(
