@@ -24,6 +24,19 @@ ORG_C = "3c9e1f52-8a47-4d6b-b1e0-7f2a9c4d5e63"
 TOKEN_A = "test-token-a-0123456789abcdef"
 TOKEN_B = "test-token-b-0123456789abcdef"
 TOKEN_C = "test-token-c-0123456789abcdef"
+# SPEC section 4: the per-org usage series, in the order monitor renders them.
+SPEC_USAGE_SERIES = (
+    "claude_usage_utilization_ratio",
+    "claude_usage_resets_at_timestamp_seconds",
+    "claude_usage_extra_enabled",
+    "claude_usage_extra_monthly_limit_credits",
+    "claude_usage_extra_used_credits",
+    "claude_usage_up",
+    "claude_usage_last_success_timestamp_seconds",
+    "claude_usage_poll_duration_seconds",
+    "claude_usage_polls_total",
+    "claude_usage_next_poll_timestamp_seconds",
+)
 # Every secret a test hands out, so tests can assert none of them leaks anywhere.
 ALL_TEST_SECRETS = (TOKEN_A, TOKEN_B, TOKEN_C)
 

@@ -22,6 +22,7 @@ from tests.conftest import (
     ORG_A,
     ORG_B,
     ORG_C,
+    SPEC_USAGE_SERIES,
     TOKEN_A,
     TOKEN_B,
     TOKEN_C,
@@ -36,18 +37,7 @@ MakeServer = Callable[..., Awaitable[TestServer]]
 Labels = frozenset[tuple[str, str]]
 
 NOW = 1_800_000_000.0
-USAGE_SERIES = [
-    "claude_usage_utilization_ratio",
-    "claude_usage_resets_at_timestamp_seconds",
-    "claude_usage_extra_enabled",
-    "claude_usage_extra_monthly_limit_credits",
-    "claude_usage_extra_used_credits",
-    "claude_usage_up",
-    "claude_usage_last_success_timestamp_seconds",
-    "claude_usage_poll_duration_seconds",
-    "claude_usage_polls_total",
-    "claude_usage_next_poll_timestamp_seconds",
-]
+USAGE_SERIES = list(SPEC_USAGE_SERIES)
 TYPES = {
     **dict.fromkeys(USAGE_SERIES, "gauge"),
     "claude_usage_polls_total": "counter",

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import require_tool
+from tests.conftest import SPEC_USAGE_SERIES, require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = REPO / "prometheus"
@@ -51,16 +51,7 @@ DATASOURCE_REF = "${datasource}"
 # SPEC section 4.
 SPEC_METRICS = frozenset(
     {
-        "claude_usage_utilization_ratio",
-        "claude_usage_resets_at_timestamp_seconds",
-        "claude_usage_extra_enabled",
-        "claude_usage_extra_monthly_limit_credits",
-        "claude_usage_extra_used_credits",
-        "claude_usage_up",
-        "claude_usage_last_success_timestamp_seconds",
-        "claude_usage_poll_duration_seconds",
-        "claude_usage_polls_total",
-        "claude_usage_next_poll_timestamp_seconds",
+        *SPEC_USAGE_SERIES,
         "claude_proxy_requests_total",
         "claude_proxy_request_duration_seconds",
         "claude_monitor_build_info",
