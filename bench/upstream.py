@@ -152,8 +152,8 @@ def fast_app(delay: float) -> web.Application:
     return app
 
 
-def simulator_app(delay: float, orgs: int) -> web.Application:
-    from monitor.simulator import Fault, Simulator
+def bench_simulator_app(delay: float, orgs: int) -> web.Application:
+    from monitor.simulator import Fault, Simulator, simulator_app
 
     sim = Simulator(max_requests=100)
     for index in range(orgs):
@@ -161,14 +161,14 @@ def simulator_app(delay: float, orgs: int) -> web.Application:
         sim.add_account(token=poll_token(index), org_uuids=[org_uuid(index)])
     if delay > 0:
         sim.set_fault("*", Fault(delay=delay))
-    app = sim.create_app()
+    app = simulator_app(sim)
     # Innermost, so an org counts as answered once the simulator's handler returned.
     app.middlewares.append(counting)
     return app
 
 
 def build(args: argparse.Namespace) -> web.Application:
-    app = simulator_app(args.delay, args.orgs) if args.simulator else fast_app(args.delay)
+    app = bench_simulator_app(args.delay, args.orgs) if args.simulator else fast_app(args.delay)
     app[STATS_KEY] = Stats()
     app.router.add_get(STATS_PATH, stats_handler)
     app.router.add_post(RESET_PATH, reset_handler)

@@ -11,11 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor import __version__
-from monitor.app import create_app, reload_config
-from monitor.config import Config, ConfigError, apply_overrides, config_path, load_config
+from monitor.app import create_app, reload_config, wire
+from monitor.config import ConfigError, apply_overrides, config_path, load_config
 from monitor.daemon import Listener, ListenError, serve
+from monitor.demo import run_demo
 from monitor.logs import configure_logging
 from monitor.report import print_config, usage_report, usage_table
+from monitor.schema import Config
+from monitor.state import OrgState
 
 log = logging.getLogger("monitor")
 
@@ -83,8 +86,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "usage":
             return asyncio.run(poll_once(args))
         if args.command == "demo":
-            from monitor.demo import run_demo  # the simulator is only loaded for the demo
-
             return asyncio.run(run_demo(args))
         return asyncio.run(run_daemon(args))
     except ConfigError as exc:
@@ -114,28 +115,27 @@ def check_config(args: argparse.Namespace) -> int:
 
 
 async def poll_once(args: argparse.Namespace) -> int:
-    from monitor.poller import Poller
-    from monitor.state import UsageStore
-    from monitor.upstream import UpstreamClient
-
     config = read_config(args)
-    store = UsageStore()
-    upstream = UpstreamClient(config.upstream)
-    await upstream.open()
-    try:
-        poller = Poller(config, store, upstream)
-        await poller.discover_all()
-        poller.apply_targets()
-        await poller.poll_all()
-    finally:
-        await upstream.close()
-    states = list(store)
+    states = await poll_every_org_once(config)
     if args.json:
         print(json.dumps(usage_report(states), indent=2))
     else:
         print(usage_table(states))
     failed = [s for s in states if not s.up]
     return EXIT_FAILED if failed or not states else EXIT_OK
+
+
+async def poll_every_org_once(config: Config) -> list[OrgState]:
+    """Discover, then poll every org once, with nothing scheduled: `monitor usage`."""
+    parts = wire(config)
+    await parts.upstream.open()
+    try:
+        parts.poller.apply_targets()
+        await parts.discovery.discover_all()
+        await parts.poller.poll_all()
+    finally:
+        await parts.upstream.close()
+    return list(parts.store)
 
 
 async def run_daemon(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from monitor.proxy_rules import ProxyAccessLogger
+from monitor.access_log import ProxyAccessLogger
 
 log = logging.getLogger("monitor")
 

@@ -10,9 +10,10 @@ from aiohttp import web
 
 from monitor import __version__
 from monitor.app import create_app
-from monitor.config import Config, apply_overrides, config_path, load_config, parse_config
+from monitor.config import apply_overrides, config_path, load_config, parse_config
 from monitor.daemon import Listener, ListenError, listening_url, serve
-from monitor.simulator import DemoCredentials, demo_simulator
+from monitor.schema import Config
+from monitor.simulator import DemoCredentials, demo_simulator, simulator_app
 
 log = logging.getLogger("monitor.demo")
 
@@ -48,7 +49,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     # The simulator listens first: its address goes into the daemon's config.
     sim_host = "127.0.0.1" if args.host in (None, "localhost") else args.host
     # access_log=None: the daemon already logs its side of every call.
-    sim_runner = web.AppRunner(simulator.create_app(), shutdown_timeout=1.0, access_log=None)
+    sim_runner = web.AppRunner(simulator_app(simulator), shutdown_timeout=1.0, access_log=None)
     await sim_runner.setup()
     try:
         try:

@@ -1,8 +1,8 @@
-"""The pass-through proxy: SPEC section 5's nine routes, forwarded to the upstream as they are.
+"""The pass-through proxy: the routes of `monitor.proxy_routes`, forwarded as they are.
 
 Each request is checked locally first (path, parameters, credentials, body; see
-`proxy_rules`), then forwarded over the app's one upstream `ClientSession` with the caller's
-own headers, and the answer is streamed back byte for byte. The proxy makes an answer itself
+`proxy_rules`), then forwarded over the one upstream `ClientSession` with the caller's own
+headers, and the answer is streamed back byte for byte. The proxy makes an answer itself
 only when it refuses a request or cannot get one from the upstream, always as a JSON error.
 
 The `code` label of `claude_proxy_requests_total` is the status sent to the caller; a caller
@@ -19,35 +19,37 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
-from yarl import URL
 
-from monitor.config import Config, proxy_connection_share
+from monitor.config_source import ConfigSource
+from monitor.limiter import Limiter
 from monitor.metrics import ProxyMetrics
-from monitor.proxy_rules import (
-    CLIENT_CLOSED,
-    MAX_REQUEST_BODY_BYTES,
-    ROUTES,
-    SKIP_AUTO_HEADERS,
-    UNMATCHED,
+from monitor.passive_refresh import UsageTee, decode_usage
+from monitor.proxy_errors import (
     ProxyError,
-    Route,
-    UsageTee,
+    method_not_allowed,
+    not_found,
+    proxy_unavailable,
+    too_large,
+    upstream_busy,
+    upstream_failure,
+    where,
+)
+from monitor.proxy_routes import CLIENT_CLOSED, ROUTES, UNMATCHED, Route, method_label
+from monitor.proxy_rules import (
+    MAX_REQUEST_BODY_BYTES,
+    SKIP_AUTO_HEADERS,
     check_content_length,
     check_credentials,
     check_memory_query,
     check_path_params,
     check_raw_path,
     check_web_fetch_body,
-    decode_usage,
     forward_request_headers,
-    method_label,
-    method_not_allowed,
-    not_found,
     raw_query,
     response_headers,
-    too_large,
     upstream_url,
 )
+from monitor.schema import Config, proxy_connection_share
 from monitor.state import UsageStore
 from monitor.upstream import UpstreamClient
 
@@ -64,12 +66,12 @@ class _Outcome:
 
 
 class Proxy:
-    """The proxy's handlers around the app's collaborators. `config` is a getter, so a
-    reloaded config (new orgs, base URLs, timeout) applies to the next request."""
+    """The proxy's handlers. Settings are read from `config` per request, so a reload
+    (new orgs, base URLs, timeout) applies to the next one."""
 
     def __init__(
         self,
-        config: Callable[[], Config],
+        config: ConfigSource,
         store: UsageStore,
         upstream: UpstreamClient,
         metrics: ProxyMetrics,
@@ -78,14 +80,28 @@ class Proxy:
         self._store = store
         self._upstream = upstream
         self._metrics = metrics
-        # Back-pressure: upstream connections the proxy may hold at once. Fixed at start,
-        # like the connector's own limit (`max_connections` takes effect at a restart).
-        first = config()
-        self.capacity = proxy_connection_share(
-            first.upstream.max_connections, first.poll.concurrency
-        )
-        self._slots = asyncio.Semaphore(self.capacity)
+        # Back-pressure: the upstream connections the proxy may hold at once, its share of
+        # the pool it shares with the poller (see `proxy_connection_share`).
+        self._slots = Limiter(self._capacity)
         self._org_urls: tuple[Config | None, dict[str, str]] = (None, {})
+
+    def _capacity(self) -> int:
+        config = self._config.current
+        return proxy_connection_share(config.upstream.max_connections, config.poll.concurrency)
+
+    def add_routes(self, app: web.Application) -> None:
+        """Serve every route on `app`, plus the local 404 for anything else under /api/.
+
+        Every method is routed to the proxy's handler, which answers a wrong one with a
+        JSON 405 and `Allow` (aiohttp's own 405 would be plain text).
+        """
+        for route in ROUTES:
+            app.router.add_route("*", route.path, self.handler(route), name=f"proxy_{route.name}")
+        # `[\s\S]`, not `.`: a decoded path may hold a newline (`/api/%0A`), and must still
+        # get the JSON 404 rather than aiohttp's plain-text one.
+        app.router.add_route(
+            "*", "/api/{tail:[\\s\\S]*}", self.handler(None), name="proxy_unmatched"
+        )
 
     def handler(self, route: Route | None) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -137,7 +153,7 @@ class Proxy:
     def _base_url(self, route: Route, params: dict[str, str]) -> str:
         """The org's own base URL when it has one (configured or discovered), else the
         default upstream. Never anything the caller chose."""
-        config = self._config()
+        config = self._config.current
         if route.has_org:
             org_uuid = str(uuid.UUID(params["org_uuid"]))
             state = self._store.get(org_uuid)
@@ -160,16 +176,14 @@ class Proxy:
         url = upstream_url(
             self._base_url(route, params), route.upstream_path(params), raw_query(request.raw_path)
         )
-        seconds = self._config().upstream.timeout_seconds
+        seconds = self._config.current.upstream.timeout_seconds
         timeout = aiohttp.ClientTimeout(
             total=None, connect=seconds, sock_connect=seconds, sock_read=seconds
         )
         try:
             session = self._upstream.session
         except RuntimeError:
-            raise ProxyError(
-                503, "proxy_unavailable", "the upstream session is closed (monitor is stopping)"
-            ) from None
+            raise proxy_unavailable() from None
         await self._take_slot()
         try:
             async with session.request(
@@ -183,63 +197,23 @@ class Proxy:
                 timeout=timeout,
             ) as answer:
                 return await self._relay(route, request, answer, outcome)
-        except TimeoutError:
-            raise ProxyError(
-                504,
-                "upstream_timeout",
-                f"the upstream {_where(url)} sent nothing for {seconds:g} s "
-                "([upstream] timeout_seconds)",
-            ) from None
-        except aiohttp.ClientConnectorDNSError:
-            raise ProxyError(
-                502, "upstream_unreachable", f"cannot resolve the upstream host {url.host}"
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            reason = exc.os_error.strerror or type(exc.os_error).__name__
-            raise ProxyError(
-                502,
-                "upstream_unreachable",
-                f"cannot connect to the upstream {_where(url)}: {reason}",
-            ) from None
-        except aiohttp.ServerDisconnectedError:
-            raise ProxyError(
-                502,
-                "upstream_connection_error",
-                f"the upstream {_where(url)} closed the connection without answering",
-            ) from None
-        except aiohttp.ClientOSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise ProxyError(
-                502,
-                "upstream_connection_error",
-                f"the connection to the upstream {_where(url)} failed: {reason}",
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise ProxyError(
-                502,
-                "upstream_invalid_response",
-                f"the upstream {_where(url)} sent an answer that is not valid HTTP "
-                f"({type(exc).__name__})",
-            ) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            error = upstream_failure(exc, url, seconds)
+            if error is None:
+                raise
+            raise error from None
         finally:
             self._slots.release()
 
     async def _take_slot(self) -> None:
         """Wait at most `[upstream] pool_wait_seconds` for one of the proxy's upstream
         connections; past that the request is refused with 503 instead of queueing."""
-        wait = self._config().upstream.pool_wait_seconds
+        wait = self._config.current.upstream.pool_wait_seconds
         try:
             async with asyncio.timeout(wait):
                 await self._slots.acquire()
         except TimeoutError:
-            raise ProxyError(
-                503,
-                "upstream_busy",
-                f"all {self.capacity} upstream connection(s) the proxy may use are busy and "
-                f"none became free within {wait:g} s ([upstream] pool_wait_seconds); retry "
-                "later, or raise [upstream] max_connections",
-                headers={"Retry-After": "1"},
-            ) from None
+            raise upstream_busy(self._slots.capacity, wait) from None
 
     async def _relay(
         self,
@@ -263,7 +237,7 @@ class Proxy:
                 log.warning(
                     "upstream %s failed after %s %d started streaming (%s); "
                     "aborting the caller's connection",
-                    _where(answer.url),
+                    where(answer.url),
                     route.name,
                     answer.status,
                     type(exc).__name__,
@@ -315,38 +289,10 @@ async def _read_body(request: web.Request) -> bytes:
     async for chunk in request.content.iter_chunked(16 * 1024):
         size += len(chunk)
         if size > MAX_REQUEST_BODY_BYTES:
-            raise too_large()
+            raise too_large(MAX_REQUEST_BODY_BYTES)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def _name(route: Route | None) -> str:
     return route.name if route is not None else UNMATCHED
-
-
-def _where(url: URL) -> str:
-    """The upstream's scheme, host and port for messages (never a path, query or header)."""
-    return f"{url.scheme}://{url.host}:{url.port}"
-
-
-def add_proxy_routes(app: web.Application) -> None:
-    """Serve the nine routes on `app`, plus the local 404 for anything else under /api/.
-
-    Every method is routed to the proxy's handler, which answers a wrong one with a JSON 405
-    and `Allow` (aiohttp's own 405 would be plain text).
-    """
-    # monitor.app imports this module for create_app, so its keys are looked up here.
-    from monitor.app import CONFIG_KEY, PROXY_METRICS_KEY, STORE_KEY, UPSTREAM_KEY
-
-    live = app[CONFIG_KEY]
-    proxy = Proxy(
-        config=lambda: live.current,
-        store=app[STORE_KEY],
-        upstream=app[UPSTREAM_KEY],
-        metrics=app[PROXY_METRICS_KEY],
-    )
-    for route in ROUTES:
-        app.router.add_route("*", route.path, proxy.handler(route), name=f"proxy_{route.name}")
-    # `[\s\S]`, not `.`: a decoded path may hold a newline (`/api/%0A`), and must still get
-    # the JSON 404 rather than aiohttp's plain-text one.
-    app.router.add_route("*", "/api/{tail:[\\s\\S]*}", proxy.handler(None), name="proxy_unmatched")

@@ -1,138 +1,26 @@
-"""The proxy's rules as pure functions: routes, local checks, header filters, error bodies.
+"""The proxy's rules as pure functions: local checks of a request, header filters, the
+upstream URL.
 
-Everything here decides something about one request or one response without doing I/O,
-so each rule is a plain call in the tests; `monitor/proxy.py` wires them to aiohttp and the
-upstream session.
+Nothing here does I/O, so each rule is a plain call in the tests; `monitor.proxy` wires
+them to aiohttp and the upstream session.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import zlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 from multidict import CIMultiDict, MultiMapping
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from yarl import URL
 
-from monitor.upstream import MAX_BODY_BYTES
-from monitor.usage import UsageSnapshot, parse_usage
+from monitor.keypath import key_path
+from monitor.proxy_errors import ProxyError, shown, too_large
 
 MAX_REQUEST_BODY_BYTES = 64 * 1024
-UNMATCHED = "unmatched"  # the `endpoint` label of a local 404 under /api/
-CLIENT_CLOSED = 499  # nginx's code for "the client went away before an answer was sent"
-
-ORG = "/api/organizations/{org_uuid}"
-
-
-@dataclass(frozen=True)
-class Route:
-    """One proxied endpoint: its name (the `endpoint` label), method and path template."""
-
-    name: str
-    method: str
-    path: str
-
-    @property
-    def has_org(self) -> bool:
-        return "{org_uuid}" in self.path
-
-    def upstream_path(self, params: Mapping[str, str]) -> str:
-        """The path with its (already validated) parameters filled in."""
-        path = self.path
-        for key in ("org_uuid", "project_id"):
-            if "{" + key + "}" in path:
-                path = path.replace("{" + key + "}", params[key])
-        return path
-
-
-ROUTES: tuple[Route, ...] = (
-    Route("usage", "GET", f"{ORG}/usage"),
-    Route("project", "GET", f"{ORG}/projects/{{project_id}}"),
-    Route("project_docs", "GET", f"{ORG}/projects/{{project_id}}/docs"),
-    Route("project_files", "GET", f"{ORG}/projects/{{project_id}}/files"),
-    Route("memory", "GET", f"{ORG}/memory"),
-    Route("web_fetch", "POST", f"{ORG}/cowork/web_fetch"),
-    Route("organizations", "GET", "/api/organizations"),
-    Route("account", "GET", "/api/account"),
-    Route("bootstrap", "GET", "/api/bootstrap"),
-)
-ROUTES_BY_NAME: Mapping[str, Route] = {route.name: route for route in ROUTES}
-
-# The `method` label: any other verb is counted as OTHER, so a scanner cannot grow the series.
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
-def method_label(method: str) -> str:
-    upper = method.upper()
-    return upper if upper in KNOWN_METHODS else "OTHER"
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProxyError(Exception):
-    """An answer the proxy makes itself: `{"error": {"type", "message"}}` with `status`."""
-
-    status: int
-    type: str
-    message: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return f"{self.status} {self.type}: {self.message}"
-
-    def body(self) -> bytes:
-        return json.dumps({"error": {"type": self.type, "message": self.message}}).encode()
-
-    def response(self) -> web.Response:
-        return web.Response(
-            body=self.body(),
-            status=self.status,
-            content_type="application/json",
-            headers=dict(self.headers),
-        )
-
-
-def _shown(value: str, limit: int = 80) -> str:
-    """A caller's value quoted for an error message, cut short so errors stay readable."""
-    return repr(value if len(value) <= limit else value[:limit] + "...")
-
-
-def not_found(method: str, path: str) -> ProxyError:
-    known = ", ".join(f"{r.method} {r.path}" for r in ROUTES)
-    return ProxyError(
-        404,
-        "not_found",
-        f"{method_label(method)} {_shown(path, 200)} is not a proxied route; "
-        f"the proxy serves: {known}",
-    )
-
-
-def method_not_allowed(route: Route, method: str) -> ProxyError:
-    return ProxyError(
-        405,
-        "method_not_allowed",
-        f"{method_label(method)} is not allowed on {route.path} (route {route.name}); "
-        f"use {route.method}",
-        headers={"Allow": route.method},
-    )
-
-
-def too_large(size: int | None = None) -> ProxyError:
-    got = f" (got {size} bytes)" if size is not None else ""
-    limit = MAX_REQUEST_BODY_BYTES // 1024
-    return ProxyError(413, "request_too_large", f"request body is over the {limit} KiB limit{got}")
-
-
-# --- local checks ---------------------------------------------------------------------------
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -171,8 +59,7 @@ def check_path_params(params: Mapping[str, str]) -> None:
         raise ProxyError(
             400,
             "invalid_parameter",
-            f"org_uuid: not a UUID (got {_shown(org_uuid)}); "
-            f"expected something like {EXAMPLE_UUID}",
+            f"org_uuid: not a UUID (got {shown(org_uuid)}); expected something like {EXAMPLE_UUID}",
         )
     project_id = params.get("project_id")
     if project_id is not None and not _PROJECT_ID.fullmatch(project_id):
@@ -180,7 +67,7 @@ def check_path_params(params: Mapping[str, str]) -> None:
             400,
             "invalid_parameter",
             f"project_id: must be a project UUID or 1-128 of A-Z a-z 0-9 _ - "
-            f"(got {_shown(project_id)})",
+            f"(got {shown(project_id)})",
         )
 
 
@@ -201,7 +88,7 @@ def check_memory_query(values: list[str]) -> None:
         raise ProxyError(
             400,
             "invalid_parameter",
-            f"project_uuid: not a UUID (got {_shown(values[0])}); "
+            f"project_uuid: not a UUID (got {shown(values[0])}); "
             f"expected something like {EXAMPLE_UUID}",
         )
 
@@ -225,10 +112,10 @@ def check_content_length(value: str | None) -> None:
         declared = int(value)
     except ValueError:
         raise ProxyError(
-            400, "invalid_request", f"Content-Length: not a number (got {_shown(value)})"
+            400, "invalid_request", f"Content-Length: not a number (got {shown(value)})"
         ) from None
     if declared > MAX_REQUEST_BODY_BYTES:
-        raise too_large(declared)
+        raise too_large(MAX_REQUEST_BODY_BYTES, declared)
 
 
 class WebFetchBody(BaseModel):
@@ -267,26 +154,19 @@ def is_absolute_http_url(value: str) -> bool:
     return _WEB_FETCH_URL.search(value) is not None
 
 
-def _location(loc: Iterable[int | str]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
-
-
 def _field_problem(error: ErrorDetails) -> str:
     kind = error["type"]
-    where = _location(error["loc"])
+    where = key_path(error["loc"]) or "body"
     got = error.get("input")
-    shown = _shown(got) if isinstance(got, str) else json.dumps(got)[:80]
+    quoted = shown(got) if isinstance(got, str) else json.dumps(got)[:80]
     if kind == "missing":
         return f"{where}: required field is missing"
     if kind == "string_type":
-        return f"{where}: must be a string (got {shown})"
+        return f"{where}: must be a string (got {quoted})"
     if kind == "list_type":
-        return f"{where}: must be an array of strings (got {shown})"
+        return f"{where}: must be an array of strings (got {quoted})"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message} (got {shown})"
+    return f"{where}: {message} (got {quoted})"
 
 
 def check_web_fetch_body(body: bytes) -> WebFetchBody:
@@ -312,8 +192,6 @@ def check_web_fetch_body(body: bytes) -> WebFetchBody:
         problems = "; ".join(_field_problem(error) for error in exc.errors())
         raise ProxyError(400, "invalid_body", problems) from None
 
-
-# --- headers --------------------------------------------------------------------------------
 
 HOP_BY_HOP = frozenset(
     {
@@ -385,92 +263,3 @@ def upstream_url(base_url: str, path: str, raw_query: str) -> URL:
 
 def raw_query(raw_path: str) -> str:
     return raw_path.partition("?")[2]
-
-
-# --- passive refresh ------------------------------------------------------------------------
-
-
-def decode_usage(body: bytes, content_encoding: str | None) -> UsageSnapshot:
-    """A relayed usage body (as it went over the wire) -> snapshot; ValueError if it is not a
-    usage JSON object, or is in an encoding this does not undo (br, zstd)."""
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding == "gzip":
-        data = _inflate(body, 16 + zlib.MAX_WBITS)
-    elif encoding == "deflate":
-        try:
-            data = _inflate(body, zlib.MAX_WBITS)
-        except ValueError:
-            data = _inflate(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send it
-    elif encoding == "identity":
-        data = body
-    else:
-        raise ValueError(f"Content-Encoding {encoding!r} is not decoded for passive refresh")
-    payload = json.loads(data)
-    if not isinstance(payload, dict):
-        raise ValueError(f"usage body is a JSON {type(payload).__name__}, not an object")
-    return parse_usage(payload)
-
-
-def _inflate(body: bytes, wbits: int) -> bytes:
-    inflater = zlib.decompressobj(wbits)
-    try:
-        data = inflater.decompress(body, MAX_BODY_BYTES)
-    except zlib.error as exc:
-        raise ValueError(f"cannot decompress: {exc}") from None
-    if inflater.unconsumed_tail:
-        raise ValueError("decompressed body is over the 1 MiB limit")
-    return data
-
-
-class UsageTee:
-    """Keeps a copy of relayed chunks up to MAX_BODY_BYTES; past that it gives up."""
-
-    def __init__(self, limit: int = MAX_BODY_BYTES) -> None:
-        self._limit = limit
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self.overflowed = False
-
-    def feed(self, chunk: bytes) -> None:
-        if self.overflowed:
-            return
-        self._size += len(chunk)
-        if self._size > self._limit:
-            self.overflowed = True
-            self._chunks.clear()
-            return
-        self._chunks.append(chunk)
-
-    def body(self) -> bytes:
-        if self.overflowed:
-            raise ValueError(f"usage body is over the {self._limit} byte limit")
-        return b"".join(self._chunks)
-
-
-# --- access log -----------------------------------------------------------------------------
-
-
-class ProxyAccessLogger(AbstractAccessLogger):
-    """One line per request: client, request line, status, size, seconds, User-Agent.
-
-    aiohttp's configurable `AccessLogger` prints whatever header its format names; this one
-    has a fixed format that never names a request header but User-Agent, so neither
-    `Authorization` nor `Cookie` (nor any other credential) can reach the log.
-    """
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        user_agent = request.headers.get("User-Agent", "-")
-        version = request.version
-        size = response.body_length
-        self.logger.info(
-            '%s "%s %s HTTP/%d.%d" %d %d %.6f "%s"',
-            request.remote or "-",
-            request.method,
-            request.raw_path,
-            version.major,
-            version.minor,
-            response.status,
-            size,
-            time,
-            user_agent,
-        )

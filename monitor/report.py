@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from monitor.config import Config
-from monitor.state import OrgState, targets_from_config
+from monitor.schema import Config
+from monitor.state import OrgState
+from monitor.targets import configured_targets
 from monitor.usage import ExtraUsage
 
 
@@ -58,7 +59,7 @@ def print_config(config: Config, source: str, warnings: Sequence[str], out: Text
         f"while idle, {poll.concurrency} at once" + (f", shard {poll.shard}" if poll.shard else ""),
         f"orgs ({len(config.orgs)}):",
     ]
-    for target in targets_from_config(config):
+    for target in configured_targets(config):
         lines.append(
             f"  {target.name}  {target.uuid}  {target.credential.masked()}  {target.usage_url}"
         )

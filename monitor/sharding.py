@@ -4,8 +4,26 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from typing import NamedTuple
 
-from monitor.config import parse_shard
+
+class Shard(NamedTuple):
+    """This replica is shard `number` (1-based) of `total`."""
+
+    number: int
+    total: int
+
+
+def parse_shard(value: str) -> Shard:
+    """`"2/3"` -> Shard(2, 3); ValueError with a message for the config's key path."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
+    if not match:
+        raise ValueError(f"must look like '2/3' (this shard / number of shards), got {value!r}")
+    index, count = int(match[1]), int(match[2])
+    if count < 1 or not 1 <= index <= count:
+        raise ValueError(f"shard {index}/{count}: the index must be between 1 and {count}")
+    return Shard(index, count)
 
 
 def shard_of(org_uuid: str, count: int) -> int:
@@ -14,8 +32,5 @@ def shard_of(org_uuid: str, count: int) -> int:
     return int.from_bytes(digest[:8], "big") % count + 1
 
 
-def in_shard(org_uuid: str, shard: str | None) -> bool:
-    if shard is None:
-        return True
-    index, count = parse_shard(shard)
-    return shard_of(org_uuid, count) == index
+def in_shard(org_uuid: str, shard: Shard | None) -> bool:
+    return shard is None or shard_of(org_uuid, shard.total) == shard.number

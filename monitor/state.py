@@ -1,8 +1,8 @@
 """What monitor knows about each organization: its target and the latest poll outcome.
 
-The store is the one place the poller, the proxy's passive refresh, the collector, the
-status page and `/readyz` meet. It is plain in-memory state, touched only from the event
-loop, so it needs no locks.
+The store is the one place the poller, the proxy's passive refresh, the `/metrics`
+exposition, the status page and `/readyz` meet. It is plain in-memory state, touched only
+from the event loop, so it needs no locks.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from monitor.config import DEFAULT_USAGE_PATH, Config
-from monitor.credentials import Credential
+from monitor.targets import OrgTarget
 from monitor.usage import UsageSnapshot
 
 
@@ -30,38 +29,11 @@ class PollResult(StrEnum):
     INVALID_RESPONSE = "invalid_response"
 
 
-@dataclass(frozen=True)
-class OrgTarget:
-    """An organization to poll, with everything needed to reach it."""
-
-    uuid: str
-    name: str
-    base_url: str
-    usage_path: str
-    credential: Credential = field(repr=False)
-    origin: str = "config"  # "config", or "account <name>" for a discovered org
-
-    @property
-    def usage_url(self) -> str:
-        return self.base_url + self.usage_path.replace("{org_uuid}", self.uuid)
-
-
-def targets_from_config(config: Config) -> list[OrgTarget]:
-    default_path = config.upstream.usage_path
-    return [
-        OrgTarget(
-            uuid=str(org.uuid),
-            name=org.label,
-            base_url=org.base_url or config.upstream.base_url,
-            usage_path=org.usage_path or default_path or DEFAULT_USAGE_PATH,
-            credential=org.credential(),
-        )
-        for org in config.orgs
-    ]
-
-
 @dataclass
 class OrgState:
+    """One org's latest known state. `version` goes up on every change, so a renderer
+    can keep what it made from this state until the version moves."""
+
     target: OrgTarget
     snapshot: UsageSnapshot | None = None  # the last good one, kept through failures
     last_result: PollResult | None = None  # None until the first poll ends
@@ -71,6 +43,7 @@ class OrgState:
     duration: float | None = None
     next_poll: float | None = None
     results: dict[PollResult, int] = field(default_factory=lambda: dict.fromkeys(PollResult, 0))
+    version: int = 0
 
     @property
     def up(self) -> bool:
@@ -109,8 +82,9 @@ class UsageStore:
             if state is None:
                 self._states[org_uuid] = OrgState(target)
                 added.append(target)
-            else:
+            elif state.target != target:
                 state.target = target
+                state.version += 1
         return added, removed
 
     def record_success(
@@ -126,6 +100,7 @@ class UsageStore:
         state.last_success = end
         state.duration = duration
         state.results[PollResult.SUCCESS] += 1
+        state.version += 1
         return state
 
     def record_failure(
@@ -139,6 +114,7 @@ class UsageStore:
         state.last_poll_end = end
         state.duration = duration
         state.results[result] += 1
+        state.version += 1
         return state
 
     def record_relayed(self, org_uuid: str, snapshot: UsageSnapshot) -> bool:
@@ -148,21 +124,15 @@ class UsageStore:
         if state is None:
             return False
         state.snapshot = snapshot
+        state.version += 1
         return True
 
     def set_next_poll(self, org_uuid: str, when: float | None) -> None:
         state = self._states.get(org_uuid)
-        if state is not None:
+        if state is not None and state.next_poll != when:
             state.next_poll = when
+            state.version += 1
 
     def pending(self) -> list[OrgTarget]:
         """Orgs whose first poll has not ended yet."""
         return [s.target for s in self._states.values() if s.last_result is None]
-
-
-@dataclass
-class ReloadStatus:
-    """Outcome of the last config (re)load, for `claude_monitor_config_last_reload_*`."""
-
-    successful: bool
-    last_success: float

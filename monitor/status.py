@@ -8,17 +8,18 @@ every string from the upstream or the config goes through `html.escape`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from html import escape
 
 from aiohttp import web
 
 from monitor import __version__
-from monitor.config import Config
-from monitor.proxy_rules import ROUTES
+from monitor.config_source import ConfigSource
+from monitor.proxy_routes import ROUTES
 from monitor.report import format_duration, format_extra
-from monitor.state import OrgState
+from monitor.schema import Config
+from monitor.state import OrgState, UsageStore
 from monitor.usage import UsageWindow
 
 WARNING_RATIO = 0.80  # the same thresholds as ClaudeUsageWindowHigh / ...Critical
@@ -252,20 +253,19 @@ def render_status(states: Iterable[OrgState], now: float, config: Config) -> str
     )
 
 
-async def status_page(request: web.Request) -> web.Response:
-    # monitor.app imports this module to add the route; its keys are read at request time.
-    from monitor.app import CLOCK_KEY, CONFIG_KEY, STORE_KEY
+class StatusPage:
+    """The `/` handler: the page rendered from the store, the clock and the running config."""
 
-    app = request.app
-    store = app[STORE_KEY]
-    page = render_status(store, app[CLOCK_KEY](), app[CONFIG_KEY].current)
-    return web.Response(
-        text=page,
-        content_type="text/html",
-        charset="utf-8",
-        headers={"Cache-Control": "no-store"},
-    )
+    def __init__(self, store: UsageStore, config: ConfigSource, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._config = config
+        self._clock = clock
 
-
-def add_status_routes(app: web.Application) -> None:
-    app.router.add_get("/", status_page)
+    async def handle(self, request: web.Request) -> web.Response:
+        page = render_status(self._store, self._clock(), self._config.current)
+        return web.Response(
+            text=page,
+            content_type="text/html",
+            charset="utf-8",
+            headers={"Cache-Control": "no-store"},
+        )

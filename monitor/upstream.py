@@ -16,12 +16,15 @@ from typing import Any
 
 import aiohttp
 
-from monitor.config import UpstreamConfig
+from monitor.config_source import ConfigSource
 from monitor.credentials import Credential
-from monitor.state import OrgTarget, PollResult
+from monitor.schema import UpstreamConfig
+from monitor.state import PollResult
+from monitor.targets import OrgTarget
 from monitor.usage import UsageSnapshot, parse_usage
 
 MAX_BODY_BYTES = 1024 * 1024
+_NO_TIMEOUT = aiohttp.ClientTimeout()
 # A longer Retry-After (or an absurd one) is taken as this: still a long wait, but a
 # finite one the scheduler can turn into a date.
 MAX_RETRY_AFTER_SECONDS = 7 * 86400.0
@@ -152,13 +155,14 @@ class UpstreamClient:
     cleanup_ctx); the proxy forwards over `session` too, sharing its connection pool.
     """
 
-    def __init__(self, config: UpstreamConfig) -> None:
-        self._config = config
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout_seconds)
+    def __init__(self, config: ConfigSource) -> None:
+        self._source = config
+        self._timeout: tuple[UpstreamConfig | None, aiohttp.ClientTimeout] = (None, _NO_TIMEOUT)
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._config.max_connections)
+        # The pool's size is fixed here: `max_connections` is a restart-only setting.
+        connector = aiohttp.TCPConnector(limit=self.config.max_connections)
         # trust_env=False: a stray HTTP(S)_PROXY must not reroute credentials.
         self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
 
@@ -166,11 +170,6 @@ class UpstreamClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-    def reconfigure(self, config: UpstreamConfig) -> None:
-        """A reloaded [upstream]; the connection pool (max_connections) stays as opened."""
-        self._config = config
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout_seconds)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -180,13 +179,23 @@ class UpstreamClient:
 
     @property
     def config(self) -> UpstreamConfig:
-        return self._config
+        """The running `[upstream]` section."""
+        return self._source.current.upstream
+
+    @property
+    def timeout(self) -> aiohttp.ClientTimeout:
+        """The whole exchange within `timeout_seconds`; built once per (re)loaded config."""
+        config = self.config
+        if self._timeout[0] is not config:
+            self._timeout = (config, aiohttp.ClientTimeout(total=config.timeout_seconds))
+        return self._timeout[1]
 
     def _headers(self, credential: Credential) -> dict[str, str]:
+        config = self.config
         return {
             "Accept": "application/json",
-            "User-Agent": self._config.user_agent,
-            **self._config.headers,
+            "User-Agent": config.user_agent,
+            **config.headers,
             **credential.headers(),
         }
 
@@ -206,7 +215,7 @@ class UpstreamClient:
             async with self.session.get(
                 url,
                 headers=self._headers(credential),
-                timeout=self._timeout,
+                timeout=self.timeout,
                 allow_redirects=False,
             ) as response:
                 body = await _read_limited(response)
@@ -218,7 +227,7 @@ class UpstreamClient:
                     )
                 return decode_json_object(body, content_type)
         except TimeoutError:
-            seconds = self._config.timeout_seconds
+            seconds = self.config.timeout_seconds
             raise PollError(PollResult.TIMEOUT, f"no answer within {seconds:g} s") from None
         except aiohttp.ClientPayloadError as exc:
             raise PollError(

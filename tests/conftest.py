@@ -1,44 +1,26 @@
-"""Shared fixtures: a simulator served over real HTTP, configs pointing at it, tool lookup."""
+"""Fixtures shared by every test: the secret scan, logging hygiene, the simulated upstream,
+a test-driven clock and scheduler, and factories that tear down what they build."""
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
-from monitor.config import Config, parse_config
-from monitor.simulator import Simulator
+from monitor.app import Parts, create_app, wire
+from monitor.schema import Config
+from monitor.simulator import simulator_app
+from tests.support.clock import FakeClock
+from tests.support.jobs import ManualJobs
+from tests.support.upstream import ALL_TEST_SECRETS, Upstream, standard_simulator
 
-FIXTURES = Path(__file__).parent / "fixtures" / "upstream"
-
-ORG_A = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
-ORG_B = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
-ORG_C = "3c9e1f52-8a47-4d6b-b1e0-7f2a9c4d5e63"
-TOKEN_A = "test-token-a-0123456789abcdef"
-TOKEN_B = "test-token-b-0123456789abcdef"
-TOKEN_C = "test-token-c-0123456789abcdef"
-# SPEC section 4: the per-org usage series, in the order monitor renders them.
-SPEC_USAGE_SERIES = (
-    "claude_usage_utilization_ratio",
-    "claude_usage_resets_at_timestamp_seconds",
-    "claude_usage_extra_enabled",
-    "claude_usage_extra_monthly_limit_credits",
-    "claude_usage_extra_used_credits",
-    "claude_usage_up",
-    "claude_usage_last_success_timestamp_seconds",
-    "claude_usage_poll_duration_seconds",
-    "claude_usage_polls_total",
-    "claude_usage_next_poll_timestamp_seconds",
-)
-# Every secret a test hands out, so tests can assert none of them leaks anywhere.
-ALL_TEST_SECRETS = (TOKEN_A, TOKEN_B, TOKEN_C)
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[..., Awaitable[Client]]
+MakeServer = Callable[..., Awaitable[TestServer]]
 
 
 @pytest.fixture(autouse=True)
@@ -61,68 +43,62 @@ def _restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-def require_tool(name: str, hint: str) -> str:
-    """Path of an external tool. Missing: skip locally, fail in CI (MONITOR_REQUIRE_TOOLS=1)."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} not found: {hint}"
-        if os.environ.get("MONITOR_REQUIRE_TOOLS") == "1":
-            pytest.fail(message + " (MONITOR_REQUIRE_TOOLS=1: tools are required here)")
-        pytest.skip(message)
-    return path
-
-
-def fixture_text(name: str) -> str:
-    return (FIXTURES / name).read_text(encoding="utf-8")
-
-
-def make_config(
-    base_url: str,
-    orgs: list[dict[str, Any]] | None = None,
-    *,
-    environ: dict[str, str] | None = None,
-    **sections: Any,
-) -> Config:
-    """A validated Config whose upstream is `base_url`. Orgs default to A and B."""
-    env = {"TOKEN_A": TOKEN_A, "TOKEN_B": TOKEN_B, "TOKEN_C": TOKEN_C, **(environ or {})}
-    if orgs is None:
-        orgs = [
-            {"uuid": ORG_A, "name": "acme", "token_env": "TOKEN_A"},
-            {"uuid": ORG_B, "name": "beta", "token_env": "TOKEN_B"},
-        ]
-    upstream = {"base_url": base_url, "timeout_seconds": 2, **sections.pop("upstream", {})}
-    poll = {"interval_seconds": 1, "max_interval_seconds": 5, **sections.pop("poll", {})}
-    document = {"upstream": upstream, "poll": poll, "orgs": orgs, **sections}
-    return parse_config(document, environ=env, source="test")
-
-
-@dataclass
-class Upstream:
-    sim: Simulator
-    server: TestServer
-
-    @property
-    def url(self) -> str:
-        return str(self.server.make_url("")).rstrip("/")
-
-
-def standard_simulator(clock: Callable[[], float] | None = None) -> Simulator:
-    """Org A (seed shape) for TOKEN_A, org B (2026 shape) for TOKEN_B, org C (2025 OAuth
-    shape) for TOKEN_C; TOKEN_A also belongs to org C for discovery tests."""
-    sim = Simulator() if clock is None else Simulator(clock)
-    sim.add_org(ORG_A, "acme", plan="team", shape="seed")
-    sim.add_org(ORG_B, "beta", plan="enterprise", shape="limits_2026")
-    sim.add_org(ORG_C, "gamma", plan="max", shape="oauth_2025")
-    sim.add_account(token=TOKEN_A, org_uuids=[ORG_A, ORG_C])
-    sim.add_account(token=TOKEN_B, org_uuids=[ORG_B])
-    sim.add_account(token=TOKEN_C, org_uuids=[ORG_C])
-    return sim
+@pytest.fixture
+async def upstream(aiohttp_server: MakeServer) -> Upstream:
+    """The standard simulator (orgs A, B, C) served on 127.0.0.1."""
+    sim = standard_simulator()
+    server = await aiohttp_server(simulator_app(sim))
+    return Upstream(sim, server)
 
 
 @pytest.fixture
-async def upstream(
-    aiohttp_server: Callable[..., Awaitable[TestServer]],
-) -> Upstream:
-    sim = standard_simulator()
-    server = await aiohttp_server(sim.create_app())
-    return Upstream(sim, server)
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def jobs(clock: FakeClock) -> ManualJobs:
+    """A scheduler that runs polls only when the test calls `jobs.advance(seconds)`."""
+    return ManualJobs(clock)
+
+
+@pytest.fixture
+def make_client(aiohttp_client: MakeClient) -> Callable[..., Awaitable[Client]]:
+    """`await make_client(config, **create_app options)`: the app over real HTTP, closed
+    (upstream session and scheduler too) when the test ends."""
+
+    async def make(config: Config, **options: Any) -> Client:
+        return await aiohttp_client(create_app(config, **options))
+
+    return make
+
+
+@pytest.fixture
+def driven(
+    make_client: Callable[..., Awaitable[Client]], clock: FakeClock, jobs: ManualJobs
+) -> Callable[..., Awaitable[Client]]:
+    """`await driven(config)`: the app with the test's clock and scheduler; nothing is
+    polled until the test calls `await jobs.advance(...)` or `jobs.run_due()`."""
+
+    async def make(config: Config, **options: Any) -> Client:
+        return await make_client(config, clock=clock, jobs=jobs, **options)
+
+    return make
+
+
+@pytest.fixture
+async def make_parts() -> AsyncIterator[Callable[..., Awaitable[Parts]]]:
+    """`await make_parts(config, **wire options)`: the poller, discovery and friends with
+    an open upstream session, closed when the test ends. Nothing is scheduled unless the
+    test starts `parts.jobs` and the poller."""
+    opened: list[Parts] = []
+
+    async def make(config: Config, **options: Any) -> Parts:
+        parts = wire(config, **options)
+        await parts.upstream.open()
+        opened.append(parts)
+        return parts
+
+    yield make
+    for parts in opened:
+        await parts.upstream.close()

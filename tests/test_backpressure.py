@@ -16,8 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from monitor.app import create_app
-from monitor.config import proxy_connection_share
-from tests.conftest import ORG_A, TOKEN_A, make_config
+from monitor.schema import proxy_connection_share
+from tests.support.upstream import ORG_A, TOKEN_A, make_config
 
 BURST = 1000
 UPSTREAM_DELAY = 0.5

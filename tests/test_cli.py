@@ -23,9 +23,9 @@ import pytest
 from aiohttp import web
 
 from monitor.cli import main
-from monitor.simulator import Fault, Simulator
+from monitor.simulator import Fault, Simulator, simulator_app
 from monitor.simulator.demo import ACME, GLOBEX
-from tests.conftest import ORG_A, ORG_B, ORG_C, TOKEN_A, TOKEN_B, TOKEN_C
+from tests.support.upstream import ORG_A, ORG_B, ORG_C, TOKEN_A, TOKEN_B, TOKEN_C
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ class ThreadedSimulator:
         return self
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self.sim.create_app())
+        self._runner = web.AppRunner(simulator_app(self.sim))
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -22,7 +22,8 @@ import yaml
 from aiohttp.test_utils import TestClient
 
 from monitor.app import create_app
-from tests.conftest import ORG_A, Upstream, make_config, require_tool
+from tests.support.tools import require_tool
+from tests.support.upstream import ORG_A, Upstream, make_config
 
 ALERTS = Path(__file__).resolve().parent.parent / "prometheus" / "alerts.yml"
 CRITICAL = re.compile(r"ClaudeUsage.*Critical")

@@ -23,7 +23,7 @@ from yarl import URL
 
 from monitor.app import create_app
 from monitor.simulator.model import stable_uuid
-from tests.conftest import ORG_A, ORG_B, TOKEN_A, Upstream, make_config
+from tests.support.upstream import ORG_A, ORG_B, TOKEN_A, Upstream, make_config
 
 PROJECT_A = stable_uuid(ORG_A, "project", "0")
 UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")

@@ -5,29 +5,36 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import __version__
-from monitor.app import POLLER_KEY, STORE_KEY, create_app
-from monitor.metrics import UsageExposition, build_registry, render_metrics
-from monitor.simulator import Fault, Simulator
-from monitor.state import OrgTarget, PollResult, ReloadStatus, UsageStore, targets_from_config
+from monitor.config_source import ConfigSource
+from monitor.exposition import UsageExposition
+from monitor.metrics import build_registry
+from monitor.simulator import Fault, Simulator, simulator_app
+from monitor.state import PollResult, UsageStore
+from monitor.targets import OrgTarget, configured_targets
 from monitor.usage import ExtraUsage, UsageSnapshot, UsageWindow
-from tests.conftest import (
+from tests.support.clock import FakeClock
+from tests.support.jobs import ManualJobs
+from tests.support.metrics import parse_metrics as parse
+from tests.support.tools import require_tool
+from tests.support.upstream import (
     ORG_A,
     ORG_B,
     ORG_C,
-    SPEC_USAGE_SERIES,
     TOKEN_A,
     TOKEN_B,
     TOKEN_C,
+    USAGE_SERIES,
     make_config,
-    require_tool,
     standard_simulator,
 )
 
@@ -37,7 +44,7 @@ MakeServer = Callable[..., Awaitable[TestServer]]
 Labels = frozenset[tuple[str, str]]
 
 NOW = 1_800_000_000.0
-USAGE_SERIES = list(SPEC_USAGE_SERIES)
+USAGE_SERIES = list(USAGE_SERIES)
 TYPES = {
     **dict.fromkeys(USAGE_SERIES, "gauge"),
     "claude_usage_polls_total": "counter",
@@ -47,26 +54,9 @@ TYPES = {
 }
 
 
-class FrozenClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def frozen_simulator() -> Simulator:
     """The standard orgs, with time stopped so every answer is the same as the last."""
-    return standard_simulator(FrozenClock(NOW))
-
-
-def parse(text: str) -> dict[str, dict[Labels, float]]:
-    series: dict[str, dict[Labels, float]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = frozenset(sample.labels.items())
-            series.setdefault(sample.name, {})[labels] = sample.value
-    return series
+    return standard_simulator(FakeClock(NOW))
 
 
 def org_labels(name: str, org_uuid: str, **more: str) -> Labels:
@@ -97,25 +87,24 @@ def expected_from_payload(payload: dict[str, Any]) -> dict[str, dict[str, float]
     return {"ratios": ratios, "resets": resets, "extra": extra}
 
 
-async def wait_ready(client: Client) -> None:
-    for _ in range(200):
-        if (await client.get("/readyz")).status == 200:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("/readyz never answered 200")
+@dataclass
+class Polled:
+    sim: Simulator
+    client: Client
+    text: str
+    store: UsageStore
+    jobs: ManualJobs
 
 
 @pytest.fixture
 async def frozen(aiohttp_server: MakeServer) -> tuple[Simulator, str]:
     sim = frozen_simulator()
-    server = await aiohttp_server(sim.create_app())
+    server = await aiohttp_server(simulator_app(sim))
     return sim, str(server.make_url("")).rstrip("/")
 
 
 @pytest.fixture
-async def polled(
-    frozen: tuple[Simulator, str], aiohttp_client: MakeClient
-) -> tuple[Simulator, Client, str]:
+async def polled(frozen: tuple[Simulator, str], driven: MakeClient, jobs: ManualJobs) -> Polled:
     """The app after its first polls of A, B and C (C has 401s), plus one proxied call."""
     sim, url = frozen
     sim.set_fault(ORG_C, Fault(status=401))
@@ -124,23 +113,25 @@ async def polled(
         {"uuid": ORG_B, "name": "beta", "token_env": "TOKEN_B"},
         {"uuid": ORG_C, "name": "gamma", "token_env": "TOKEN_C"},
     ]
-    client = await aiohttp_client(create_app(make_config(url, orgs)))
-    await wait_ready(client)
+    store = UsageStore()
+    client = await driven(make_config(url, orgs), store=store)
+    assert await jobs.run_due() == 3
+    assert (await client.get("/readyz")).status == 200
     proxied = await client.get(
         f"/api/organizations/{ORG_A}/usage", headers={"Authorization": f"Bearer {TOKEN_A}"}
     )
     assert proxied.status == 200
     text = await (await client.get("/metrics")).text()
-    return sim, client, text
+    return Polled(sim, client, text, store, jobs)
 
 
 # -- the exposition of a running app -----------------------------------------------------
 
 
 async def test_every_spec_series_is_exposed_with_its_type(
-    polled: tuple[Simulator, Client, str],
+    polled: Polled,
 ) -> None:
-    _, _, text = polled
+    text = polled.text
     for name, kind in TYPES.items():
         assert f"# TYPE {name} {kind}\n" in text, name
     series = parse(text)
@@ -151,9 +142,9 @@ async def test_every_spec_series_is_exposed_with_its_type(
 
 
 async def test_usage_values_match_what_the_simulator_said(
-    polled: tuple[Simulator, Client, str],
+    polled: Polled,
 ) -> None:
-    sim, _, text = polled
+    sim, text = polled.sim, polled.text
     series = parse(text)
     for org_uuid, name in ((ORG_A, "acme"), (ORG_B, "beta")):
         want = expected_from_payload(sim.usage(org_uuid))
@@ -184,8 +175,8 @@ async def test_usage_values_match_what_the_simulator_said(
         assert series["claude_usage_polls_total"][success] >= 1.0
 
 
-async def test_poll_health_series(polled: tuple[Simulator, Client, str]) -> None:
-    _, client, text = polled
+async def test_poll_health_series(polled: Polled) -> None:
+    text = polled.text
     series = parse(text)
     gamma = org_labels("gamma", ORG_C)
     assert series["claude_usage_up"][gamma] == 0.0
@@ -198,8 +189,7 @@ async def test_poll_health_series(polled: tuple[Simulator, Client, str]) -> None
     # every result label is there for every org, 0 until it happens
     for result in PollResult:
         assert org_labels("acme", ORG_A, result=result.value) in polls
-    store = client.app[STORE_KEY]
-    state = store.get(ORG_A)
+    state = polled.store.get(ORG_A)
     assert state is not None
     acme = org_labels("acme", ORG_A)
     assert series["claude_usage_last_success_timestamp_seconds"][acme] == state.last_success
@@ -207,15 +197,15 @@ async def test_poll_health_series(polled: tuple[Simulator, Client, str]) -> None
     assert series["claude_usage_next_poll_timestamp_seconds"][acme] > (state.last_success or 0)
 
 
-async def test_help_says_usage_values_are_cached(polled: tuple[Simulator, Client, str]) -> None:
-    _, _, text = polled
+async def test_help_says_usage_values_are_cached(polled: Polled) -> None:
+    text = polled.text
     for name in USAGE_SERIES[:5]:
         help_line = next(line for line in text.splitlines() if line.startswith(f"# HELP {name} "))
         assert "cached" in help_line.lower(), help_line
 
 
-async def test_no_sample_timestamps_and_no_secrets(polled: tuple[Simulator, Client, str]) -> None:
-    _, _, text = polled
+async def test_no_sample_timestamps_and_no_secrets(polled: Polled) -> None:
+    text = polled.text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             assert sample.timestamp is None, sample
@@ -223,9 +213,9 @@ async def test_no_sample_timestamps_and_no_secrets(polled: tuple[Simulator, Clie
         assert secret not in text
 
 
-async def test_the_exposition_passes_promtool(polled: tuple[Simulator, Client, str]) -> None:
+async def test_the_exposition_passes_promtool(polled: Polled) -> None:
     promtool = require_tool("promtool", "apt-get install prometheus")
-    _, _, text = polled
+    text = polled.text
     checked = await asyncio.to_thread(
         subprocess.run,
         [promtool, "check", "metrics"],
@@ -241,13 +231,14 @@ async def test_the_exposition_passes_promtool(polled: tuple[Simulator, Client, s
 
 
 async def test_a_failing_org_keeps_its_values_in_the_exposition(
-    polled: tuple[Simulator, Client, str],
+    polled: Polled,
 ) -> None:
-    sim, client, text = polled
+    sim, client, text = polled.sim, polled.client, polled.text
     before = parse(text)
     sim.set_fault(ORG_A, Fault(status=500))
-    poller = client.app[POLLER_KEY]
-    assert await poller.poll(ORG_A) is PollResult.SERVER_ERROR
+    await polled.jobs.advance(1.0)  # the next poll of every org is due after 1 s
+    state = polled.store.get(ORG_A)
+    assert state is not None and state.last_result is PollResult.SERVER_ERROR
     after = parse(await (await client.get("/metrics")).text())
     acme = org_labels("acme", ORG_A)
     assert after["claude_usage_up"][acme] == 0.0
@@ -264,12 +255,14 @@ def make_target(org_uuid: str = ORG_A, name: str = "acme") -> OrgTarget:
     config = make_config(
         "http://upstream.test", [{"uuid": org_uuid, "name": name, "token_env": "TOKEN_A"}]
     )
-    return targets_from_config(config)[0]
+    return configured_targets(config)[0]
 
 
 def render(store: UsageStore) -> dict[str, dict[Labels, float]]:
-    registry, _ = build_registry(ReloadStatus(successful=True, last_success=NOW))
-    return parse(render_metrics(UsageExposition(store), registry))
+    """Everything `/metrics` would show for this store."""
+    registry, _ = build_registry(ConfigSource(make_config("http://upstream.test"), loaded_at=NOW))
+    usage = b"".join(asyncio.run(UsageExposition(store).render_chunks()))
+    return parse((usage + generate_latest(registry)).decode())
 
 
 def test_null_values_are_no_series_never_zero() -> None:
@@ -349,7 +342,7 @@ def test_an_org_or_window_that_disappears_disappears() -> None:
         assert all(dict(labels).get("org_uuid") != ORG_B for labels in samples)
 
 
-async def test_the_sliced_rendering_is_the_same_text() -> None:
+async def test_a_cached_render_is_the_same_text_as_a_fresh_one() -> None:
     store = UsageStore()
     targets = [make_target(f"00000000-0000-4000-8000-{n:012d}", f"org{n}") for n in range(250)]
     store.set_targets(targets)
@@ -357,6 +350,9 @@ async def test_the_sliced_rendering_is_the_same_text() -> None:
         snapshot = UsageSnapshot(windows=(UsageWindow("five_hour", 0.25, NOW),), extra=None)
         store.record_success(target.uuid, snapshot, end=NOW, duration=0.1)
     exposition = UsageExposition(store)
-    whole = exposition.render()
-    assert b"".join(await exposition.render_chunks()).decode() == whole
-    assert whole.count("claude_usage_utilization_ratio{") == 125
+    first = b"".join(await exposition.render_chunks()).decode()
+    assert first.count("claude_usage_utilization_ratio{") == 125
+    # The second scrape reuses each org's cached lines: the same text as a fresh render.
+    cached = b"".join(await exposition.render_chunks()).decode()
+    fresh = b"".join(await UsageExposition(store).render_chunks()).decode()
+    assert cached == first == fresh

@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import SPEC_USAGE_SERIES, require_tool
+from tests.support.tools import require_tool
+from tests.support.upstream import USAGE_SERIES
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = REPO / "prometheus"
@@ -51,7 +52,7 @@ DATASOURCE_REF = "${datasource}"
 # SPEC section 4.
 SPEC_METRICS = frozenset(
     {
-        *SPEC_USAGE_SERIES,
+        *USAGE_SERIES,
         "claude_proxy_requests_total",
         "claude_proxy_request_duration_seconds",
         "claude_monitor_build_info",

@@ -14,10 +14,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from monitor.app import POLLER_KEY, STORE_KEY, create_app, reload_config
+from monitor.app import create_app, reload_config
 from monitor.config import ConfigError, apply_overrides
-from monitor.sharding import in_shard, shard_of
-from tests.conftest import ORG_A, ORG_B, ORG_C, TOKEN_A, TOKEN_B, Upstream, make_config
+from monitor.sharding import Shard, in_shard, shard_of
+from monitor.state import UsageStore
+from tests.support.upstream import ORG_A, ORG_B, ORG_C, TOKEN_A, TOKEN_B, Upstream, make_config
 
 ORGS_ABC = [
     {"uuid": ORG_A, "name": "acme", "token_env": "TOKEN_A"},
@@ -33,7 +34,7 @@ ORGS_ABC = [
 def test_shards_are_disjoint_and_cover_every_org(count: int) -> None:
     orgs = [str(uuid.UUID(int=n * 7919 + 17, version=4)) for n in range(2000)]
     owners = {
-        org: [i for i in range(1, count + 1) if in_shard(org, f"{i}/{count}")] for org in orgs
+        org: [i for i in range(1, count + 1) if in_shard(org, Shard(i, count))] for org in orgs
     }
     assert all(len(found) == 1 for found in owners.values())
     sizes = [sum(1 for found in owners.values() if found == [i]) for i in range(1, count + 1)]
@@ -65,8 +66,8 @@ async def test_sharded_app_polls_only_its_orgs(upstream: Upstream, aiohttp_clien
     count = 3
     mine = {o["uuid"] for o in ORGS_ABC if shard_of(o["uuid"], count) == 1}
     config = make_config(upstream.url, orgs=ORGS_ABC, poll={"shard": f"1/{count}"})
-    client: TestClient = await aiohttp_client(create_app(config))  # type: ignore[operator]
-    store = client.app[STORE_KEY]
+    store = UsageStore()
+    client: TestClient = await aiohttp_client(create_app(config, store=store))  # type: ignore[operator]
     assert {state.target.uuid for state in store} == mine
     await _wait_ready(client)
     polled = {r.org_uuid for r in upstream.sim.requests if r.org_uuid}
@@ -94,10 +95,10 @@ async def test_reload_adds_removes_and_keeps_orgs(
     upstream: Upstream, aiohttp_client: object
 ) -> None:
     config = make_config(upstream.url, orgs=ORGS_ABC[:2])
-    app = create_app(config)
+    store = UsageStore()
+    app = create_app(config, store=store)
     client: TestClient = await aiohttp_client(app)  # type: ignore[operator]
     await _wait_ready(client)
-    store = app[STORE_KEY]
     acme_before = store.get(ORG_A)
     assert acme_before is not None and acme_before.snapshot is not None
     polls_before = dict(acme_before.results)
@@ -119,20 +120,22 @@ async def test_reload_adds_removes_and_keeps_orgs(
 async def test_invalid_reload_keeps_running_config(
     upstream: Upstream, aiohttp_client: object, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(make_config(upstream.url))
+    store = UsageStore()
+    app = create_app(make_config(upstream.url), store=store)
     client: TestClient = await aiohttp_client(app)  # type: ignore[operator]
     await _wait_ready(client)
-    before = {s.target.uuid for s in app[STORE_KEY]}
+    before = {s.target.uuid for s in store}
 
     def broken() -> object:
         raise ConfigError(["orgs[0].uuid: not a UUID (got 'x')", "poll.bogus: unknown key"], "c")
 
     assert not reload_config(app, broken)  # type: ignore[arg-type]
-    assert {s.target.uuid for s in app[STORE_KEY]} == before
+    assert {s.target.uuid for s in store} == before
     assert "orgs[0].uuid: not a UUID" in caplog.text and "poll.bogus" in caplog.text
     ok = await _metric_lines(client, "claude_monitor_config_last_reload_successful")
     assert ok == ["claude_monitor_config_last_reload_successful 0.0"]
-    assert app[POLLER_KEY].targets()  # still polling the old orgs
+    await _wait_ready(client)
+    assert {s.target.uuid for s in store} == before  # still polling the old orgs
 
 
 # -- the real process: SIGHUP and SIGTERM ------------------------------------------------

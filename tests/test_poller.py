@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,14 +14,18 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.app import POLLER_KEY, STORE_KEY, create_app
-from monitor.config import Config
-from monitor.poller import REMINDER_SECONDS, Poller
+from monitor.app import Parts, create_app, reload_config
+from monitor.cli import poll_every_org_once
+from monitor.discovery import DISCOVERY_INTERVAL_SECONDS
+from monitor.failure_log import REMINDER_SECONDS
+from monitor.jobs import APSchedulerJobs
+from monitor.schema import Config
 from monitor.simulator import Fault
 from monitor.state import PollResult, UsageStore
-from monitor.upstream import UpstreamClient
 from monitor.usage import parse_usage
-from tests.conftest import (
+from tests.support.clock import FakeClock
+from tests.support.jobs import ManualJobs
+from tests.support.upstream import (
     ALL_TEST_SECRETS,
     ORG_A,
     ORG_B,
@@ -50,6 +53,9 @@ async def until(
             return value
         await asyncio.sleep(step)
     raise AssertionError(f"gave up waiting for {what}")
+
+
+MakeParts = Callable[..., Awaitable[Parts]]
 
 
 async def start(aiohttp_client: MakeClient, config: Config, **options: Any) -> Client:
@@ -135,9 +141,9 @@ async def test_a_failed_first_poll_still_counts_as_ready(
     aiohttp_client: MakeClient, upstream: Upstream
 ) -> None:
     upstream.sim.set_fault(ORG_B, Fault(status=500))
-    client = await start(aiohttp_client, make_config(upstream.url))
+    store = UsageStore()
+    client = await start(aiohttp_client, make_config(upstream.url), store=store)
     await wait_ready(client)
-    store = client.app[STORE_KEY]
     state = store.get(ORG_B)
     assert state is not None
     assert state.last_result is PollResult.SERVER_ERROR
@@ -149,11 +155,12 @@ async def test_a_failed_first_poll_still_counts_as_ready(
 async def test_a_failing_org_keeps_its_last_good_usage_with_up_0(
     aiohttp_client: MakeClient, upstream: Upstream
 ) -> None:
-    client = await start(aiohttp_client, make_config(upstream.url))
+    store = UsageStore()
+    client = await start(aiohttp_client, make_config(upstream.url), store=store)
     await wait_ready(client)
     _, before = await scrape(client)
     assert org_value(before, "claude_usage_up", ORG_A) == 1.0
-    good = client.app[STORE_KEY].get(ORG_A)
+    good = store.get(ORG_A)
     assert good is not None
     assert good.snapshot is not None
     kept = good.snapshot
@@ -196,7 +203,8 @@ async def test_a_rate_limited_org_is_not_hammered(
 ) -> None:
     upstream.sim.set_fault(ORG_B, Fault(status=429, retry_after="0"))
     config = make_config(upstream.url, poll={"interval_seconds": 1, "max_interval_seconds": 2})
-    client = await start(aiohttp_client, config)
+    store = UsageStore()
+    await start(aiohttp_client, config, store=store)
     # Org A keeps being polled at least every 2 s; wait for three of its polls.
     await until(lambda: len(upstream.sim.requests_for(ORG_A)) >= 3, "3 polls of org A")
     limited = upstream.sim.requests_for(ORG_B)
@@ -204,7 +212,7 @@ async def test_a_rate_limited_org_is_not_hammered(
     if len(limited) == 2:
         # the first back-off is max_interval (2 s), jitter shortens it by 20 % at most
         assert limited[1].time - limited[0].time >= 1.5
-    state = client.app[STORE_KEY].get(ORG_B)
+    state = store.get(ORG_B)
     assert state is not None
     assert state.last_result is PollResult.RATE_LIMITED
     assert state.next_poll is not None
@@ -214,8 +222,8 @@ async def test_a_rate_limited_org_is_not_hammered(
 
 async def test_a_retry_after_is_honoured(aiohttp_client: MakeClient, upstream: Upstream) -> None:
     upstream.sim.set_fault(ORG_B, Fault(status=429, retry_after="120"))
-    client = await start(aiohttp_client, make_config(upstream.url))
-    store = client.app[STORE_KEY]
+    store = UsageStore()
+    await start(aiohttp_client, make_config(upstream.url), store=store)
 
     def limited_once() -> bool:
         state = store.get(ORG_B)
@@ -286,11 +294,10 @@ async def test_orgs_sharing_a_credential_are_never_polled_at_once(
     probe = ConcurrencyProbe(delay=0.3)
     server = await aiohttp_server(probe.app())
     config = make_config(str(server.make_url("")).rstrip("/"), SHARED)
-    client = await start(aiohttp_client, config, poll=False)
-    poller = client.app[POLLER_KEY]
 
-    results = await poller.poll_all()
+    states = await poll_every_org_once(config)
 
+    results = {state.target.uuid: state.last_result for state in states}
     assert results == dict.fromkeys([ORG_A, ORG_C, ORG_B], PollResult.SUCCESS)
     assert probe.most[f"Bearer {TOKEN_A}"] == 1
     # different credentials are not serialised behind each other
@@ -336,40 +343,53 @@ async def test_discovery_polls_each_org_once_even_when_also_configured(
 
 async def test_discovery_only_config(aiohttp_client: MakeClient, upstream: Upstream) -> None:
     config = make_config(upstream.url, [], accounts=[{"token_env": "TOKEN_A"}])
-    client = await start(aiohttp_client, config)
+    store = UsageStore()
+    client = await start(aiohttp_client, config, store=store)
     await wait_ready(client)
-    assert sorted(s.target.uuid for s in client.app[STORE_KEY]) == sorted([ORG_A, ORG_C])
+    assert sorted(s.target.uuid for s in store) == sorted([ORG_A, ORG_C])
 
 
 async def test_an_org_that_leaves_discovery_leaves_metrics(
-    aiohttp_client: MakeClient, upstream: Upstream
+    driven: MakeClient, jobs: ManualJobs, upstream: Upstream
 ) -> None:
-    config = make_config(upstream.url, [], accounts=[{"token_env": "TOKEN_A"}])
-    client = await start(aiohttp_client, config)
-    await wait_ready(client)
+    config = make_config(
+        upstream.url,
+        [],
+        accounts=[{"token_env": "TOKEN_A"}],
+        poll={"interval_seconds": 60, "max_interval_seconds": 300},
+    )
+    client = await driven(config)
+    await jobs.run_due()  # discovery, then the first polls of what it found
     _, samples = await scrape(client)
     assert orgs_in(samples) == {ORG_A, ORG_C}
 
     sim = upstream.sim
     key, account = next((k, a) for k, a in sim.accounts.items() if a.token == TOKEN_A)
     sim.accounts[key] = dataclasses.replace(account, org_uuids=(ORG_A,))
-    assert await client.app[POLLER_KEY].discover(0)
+    await jobs.advance(DISCOVERY_INTERVAL_SECONDS)  # the hourly discovery
 
     text, samples = await scrape(client)
     assert orgs_in(samples) == {ORG_A}
     assert ORG_C not in text
-    assert ORG_C not in client.app[STORE_KEY]
 
 
 async def test_a_failed_discovery_keeps_the_orgs_it_found(
-    aiohttp_client: MakeClient, upstream: Upstream
+    driven: MakeClient, jobs: ManualJobs, upstream: Upstream, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = make_config(upstream.url, [], accounts=[{"token_env": "TOKEN_A"}])
-    client = await start(aiohttp_client, config)
-    await wait_ready(client)
-    upstream.sim.set_fault("*", Fault(status=503, times=1))
-    assert not await client.app[POLLER_KEY].discover(0)
-    assert ORG_C in client.app[STORE_KEY]
+    config = make_config(
+        upstream.url,
+        [],
+        accounts=[{"token_env": "TOKEN_A"}],
+        poll={"interval_seconds": 60, "max_interval_seconds": 300},
+    )
+    client = await driven(config)
+    await jobs.run_due()
+    sim = upstream.sim
+    key, account = next((k, a) for k, a in sim.accounts.items() if a.token == TOKEN_A)
+    sim.accounts[key] = dataclasses.replace(account, expired=True)  # bootstrap gets 401
+    await jobs.advance(DISCOVERY_INTERVAL_SECONDS)
+    assert [r.path for r in sim.requests].count("/api/bootstrap") == 2
+    assert "discovery failed: account=accounts[0] result=unauthorized" in caplog.text
     _, samples = await scrape(client)
     assert orgs_in(samples) == {ORG_A, ORG_C}
 
@@ -382,9 +402,9 @@ async def test_an_org_removed_from_the_config_vanishes(
     _, samples = await scrape(client)
     assert orgs_in(samples) == {ORG_A, ORG_B}
 
-    poller = client.app[POLLER_KEY]
-    poller.configure(make_config(upstream.url, [{"uuid": ORG_A, "token_env": "TOKEN_A"}]))
-    poller.apply_targets()
+    assert reload_config(
+        client.app, lambda: make_config(upstream.url, [{"uuid": ORG_A, "token_env": "TOKEN_A"}])
+    )
 
     text, samples = await scrape(client)
     assert orgs_in(samples) == {ORG_A}
@@ -427,12 +447,13 @@ async def test_the_scheduler_stops_with_the_app(
     # Close while a poll and a discovery are both in flight.
     upstream.sim.set_fault("*", Fault(delay=1.0))
     config = make_config(upstream.url, accounts=[{"token_env": "TOKEN_C"}])
-    client = await start(aiohttp_client, config)
-    poller = client.app[POLLER_KEY]
+    jobs = APSchedulerJobs()
+    client = await start(aiohttp_client, config, jobs=jobs)
     await until(lambda: len(upstream.sim.requests) >= 2, "requests in flight")
+    assert jobs.started
     await client.close()
 
-    assert poller._scheduler is None
+    assert not jobs.started
     for _ in range(3):
         await asyncio.sleep(0)
     mine = [
@@ -442,7 +463,7 @@ async def test_the_scheduler_stops_with_the_app(
         and not task.done()
         and any(
             name in repr(task.get_coro())
-            for name in ("Poller", "_poll_job", "_discovery_job", "poll", "discover")
+            for name in ("Poller", "Discovery", "_poll_job", "_job", "poll", "discover")
         )
     ]
     assert mine == []
@@ -450,63 +471,49 @@ async def test_the_scheduler_stops_with_the_app(
     assert errors == [], [r.getMessage() for r in errors]
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def test_logs_one_warning_per_failure_and_one_recovery(
-    upstream: Upstream, caplog: pytest.LogCaptureFixture
+    upstream: Upstream, caplog: pytest.LogCaptureFixture, make_parts: MakeParts
 ) -> None:
     caplog.set_level(logging.INFO, logger="monitor.poller")
     clock = FakeClock()
-    config = make_config(upstream.url)
-    client = UpstreamClient(config.upstream)
-    await client.open()
-    poller = Poller(config, UsageStore(), client, clock=clock)
+    poller = (await make_parts(make_config(upstream.url), clock=clock)).poller
     poller.apply_targets()
 
     def lines() -> list[str]:
         return [r.getMessage() for r in caplog.records if r.name == "monitor.poller"]
 
-    try:
-        upstream.sim.set_fault(ORG_A, Fault(status=500))
-        for _ in range(5):
-            assert await poller.poll(ORG_A) is PollResult.SERVER_ERROR
-            clock.now += 60
-        failures = [r for r in caplog.records if "poll failed" in r.getMessage()]
-        assert len(failures) == 1
-        assert failures[0].levelno == logging.WARNING
-        assert "org=acme" in failures[0].getMessage()
-        assert "server_error" in failures[0].getMessage()
-        assert "\n" not in failures[0].getMessage()
+    upstream.sim.set_fault(ORG_A, Fault(status=500))
+    for _ in range(5):
+        assert await poller.poll(ORG_A) is PollResult.SERVER_ERROR
+        clock.now += 60
+    failures = [r for r in caplog.records if "poll failed" in r.getMessage()]
+    assert len(failures) == 1
+    assert failures[0].levelno == logging.WARNING
+    assert "org=acme" in failures[0].getMessage()
+    assert "server_error" in failures[0].getMessage()
+    assert "\n" not in failures[0].getMessage()
 
-        clock.now += REMINDER_SECONDS  # ten minutes later: a reminder
-        await poller.poll(ORG_A)
-        reminders = [line for line in lines() if "poll failed (still)" in line]
-        assert len(reminders) == 1
+    clock.now += REMINDER_SECONDS  # ten minutes later: a reminder
+    await poller.poll(ORG_A)
+    reminders = [line for line in lines() if "poll failed (still)" in line]
+    assert len(reminders) == 1
 
-        upstream.sim.set_fault(ORG_A, Fault(status=404))  # a different failure: logged
-        await poller.poll(ORG_A)
-        assert len([line for line in lines() if "result=not_found" in line]) == 1
+    upstream.sim.set_fault(ORG_A, Fault(status=404))  # a different failure: logged
+    await poller.poll(ORG_A)
+    assert len([line for line in lines() if "result=not_found" in line]) == 1
 
-        upstream.sim.clear_fault(ORG_A)
-        caplog.clear()
-        for _ in range(3):
-            assert await poller.poll(ORG_A) is PollResult.SUCCESS
-        recovered = [line for line in lines() if "recovered" in line]
-        assert recovered == ["poll recovered: org=acme (was not_found)"]
-        assert not [line for line in lines() if "poll failed" in line]
+    upstream.sim.clear_fault(ORG_A)
+    caplog.clear()
+    for _ in range(3):
+        assert await poller.poll(ORG_A) is PollResult.SUCCESS
+    recovered = [line for line in lines() if "recovered" in line]
+    assert recovered == ["poll recovered: org=acme (was not_found)"]
+    assert not [line for line in lines() if "poll failed" in line]
 
-        # failing again after a recovery is news, even within ten minutes
-        upstream.sim.set_fault(ORG_A, Fault(status=404))
-        await poller.poll(ORG_A)
-        assert len([line for line in lines() if "poll failed" in line]) == 1
-    finally:
-        await client.close()
+    # failing again after a recovery is news, even within ten minutes
+    upstream.sim.set_fault(ORG_A, Fault(status=404))
+    await poller.poll(ORG_A)
+    assert len([line for line in lines() if "poll failed" in line]) == 1
 
 
 async def test_a_steady_failure_logs_once_in_a_running_app(
@@ -514,8 +521,8 @@ async def test_a_steady_failure_logs_once_in_a_running_app(
 ) -> None:
     caplog.set_level(logging.INFO, logger="monitor.poller")
     upstream.sim.set_fault(ORG_B, Fault(status=500))
-    client = await start(aiohttp_client, make_config(upstream.url))
-    store = client.app[STORE_KEY]
+    store = UsageStore()
+    await start(aiohttp_client, make_config(upstream.url), store=store)
 
     def failed_twice() -> bool:
         state = store.get(ORG_B)
@@ -527,17 +534,11 @@ async def test_a_steady_failure_logs_once_in_a_running_app(
     assert "org=beta" in failures[0].getMessage()
 
 
-async def test_poll_all_polls_every_org_once(upstream: Upstream) -> None:
-    config = make_config(upstream.url)
-    client = UpstreamClient(config.upstream)
-    await client.open()
-    store = UsageStore()
-    try:
-        poller = Poller(config, store, client)
-        poller.apply_targets()
-        results = await poller.poll_all()
-    finally:
-        await client.close()
+async def test_poll_all_polls_every_org_once(upstream: Upstream, make_parts: MakeParts) -> None:
+    parts = await make_parts(make_config(upstream.url))
+    store = parts.store
+    parts.poller.apply_targets()
+    results = await parts.poller.poll_all()
     assert results == {ORG_A: PollResult.SUCCESS, ORG_B: PollResult.SUCCESS}
     for org_uuid in (ORG_A, ORG_B):
         state = store.get(org_uuid)
@@ -549,12 +550,12 @@ async def test_poll_all_polls_every_org_once(upstream: Upstream) -> None:
 
 
 async def test_an_unexpected_error_is_counted_and_polling_goes_on(
-    aiohttp_client: MakeClient, upstream: Upstream, caplog: pytest.LogCaptureFixture
+    make_parts: MakeParts, upstream: Upstream, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = await start(aiohttp_client, make_config(upstream.url))
-    poller = client.app[POLLER_KEY]
-    await wait_ready(client)
-    fetch = poller._client.fetch_usage
+    parts = await make_parts(make_config(upstream.url))
+    poller = parts.poller
+    poller.apply_targets()
+    fetch = parts.upstream.fetch_usage
     calls = 0
 
     async def broken_once(target: Any) -> Any:
@@ -564,9 +565,9 @@ async def test_an_unexpected_error_is_counted_and_polling_goes_on(
             raise RuntimeError("a bug in parsing")
         return await fetch(target)
 
-    poller._client.fetch_usage = broken_once  # type: ignore[method-assign]
+    parts.upstream.fetch_usage = broken_once  # type: ignore[method-assign]
     assert await poller.poll(ORG_A) is PollResult.INVALID_RESPONSE
-    state = client.app[STORE_KEY].get(ORG_A)
+    state = parts.store.get(ORG_A)
     assert state is not None
     assert "unexpected RuntimeError" in (state.last_error or "")
     assert "unexpected error polling org=acme" in caplog.text

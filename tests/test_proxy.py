@@ -18,11 +18,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
-from monitor.app import STORE_KEY, create_app
-from monitor.config import Config
-from monitor.proxy_rules import ProxyAccessLogger
+from monitor.access_log import ProxyAccessLogger
+from monitor.app import create_app
+from monitor.schema import Config
 from monitor.simulator import Fault
-from tests.conftest import ORG_A, ORG_B, ORG_C, TOKEN_A, TOKEN_B, Upstream, make_config
+from monitor.state import UsageStore
+from tests.support.upstream import ORG_A, ORG_B, ORG_C, TOKEN_A, TOKEN_B, Upstream, make_config
 
 AiohttpClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 AiohttpServer = Callable[..., Awaitable[TestServer]]
@@ -52,9 +53,13 @@ def frozen(upstream: Upstream) -> Upstream:
 
 
 async def proxy_for(
-    aiohttp_client: AiohttpClient, config: Config, **server_kwargs: Any
+    aiohttp_client: AiohttpClient,
+    config: Config,
+    store: UsageStore | None = None,
+    **server_kwargs: Any,
 ) -> TestClient[web.Request, web.Application]:
-    return await aiohttp_client(create_app(config, poll=False), server_kwargs=server_kwargs)
+    app = create_app(config, poll=False, store=store)
+    return await aiohttp_client(app, server_kwargs=server_kwargs)
 
 
 def project_of(upstream: Upstream, org_uuid: str = ORG_A) -> str:
@@ -257,7 +262,8 @@ async def test_upstream_dying_mid_body_truncates_the_answer(
     upstream: Upstream, aiohttp_client: AiohttpClient
 ) -> None:
     upstream.sim.set_fault(ORG_A, Fault(truncate=True))
-    proxy = await proxy_for(aiohttp_client, make_config(upstream.url))
+    store = UsageStore()
+    proxy = await proxy_for(aiohttp_client, make_config(upstream.url), store)
     response = await proxy.get(
         f"/api/organizations/{ORG_A}/usage", headers={**AUTH_A, "Accept-Encoding": "identity"}
     )
@@ -265,7 +271,7 @@ async def test_upstream_dying_mid_body_truncates_the_answer(
     with pytest.raises(aiohttp.ClientPayloadError):
         await response.read()
     # Not refreshed from half a body.
-    state = proxy.app[STORE_KEY].get(ORG_A)
+    state = store.get(ORG_A)
     assert state is not None
     assert state.snapshot is None
 
@@ -440,7 +446,8 @@ async def test_traversal_attempts_never_reach_the_upstream(
 async def test_passive_refresh_changes_metrics(
     frozen: Upstream, aiohttp_client: AiohttpClient
 ) -> None:
-    proxy = await proxy_for(aiohttp_client, make_config(frozen.url))
+    store = UsageStore()
+    proxy = await proxy_for(aiohttp_client, make_config(frozen.url), store)
     series = f'claude_usage_utilization_ratio{{org="acme",org_uuid="{ORG_A}",window="claude_code"}}'
     assert series not in await (await proxy.get("/metrics")).text()
 
@@ -455,7 +462,7 @@ async def test_passive_refresh_changes_metrics(
     assert f"{series} 0.42" in text
     # A relayed answer is fresher data, not a poll: poll health is left to the poller.
     assert "claude_usage_up{" not in text
-    state = proxy.app[STORE_KEY].get(ORG_A)
+    state = store.get(ORG_A)
     assert state is not None
     assert state.snapshot is not None
     window = state.snapshot.window("claude_code")
@@ -467,8 +474,8 @@ async def test_passive_refresh_changes_metrics(
 async def test_passive_refresh_only_for_configured_orgs_and_good_bodies(
     frozen: Upstream, aiohttp_client: AiohttpClient
 ) -> None:
-    proxy = await proxy_for(aiohttp_client, make_config(frozen.url))
-    store = proxy.app[STORE_KEY]
+    store = UsageStore()
+    proxy = await proxy_for(aiohttp_client, make_config(frozen.url), store)
     # Org C is not configured: relayed, not stored.
     response = await proxy.get(f"/api/organizations/{ORG_C}/usage", headers=AUTH_A)
     assert response.status == 200

@@ -12,30 +12,25 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
+from monitor.access_log import ProxyAccessLogger
+from monitor.passive_refresh import UsageTee, decode_usage
+from monitor.proxy_errors import ProxyError, method_not_allowed, not_found
+from monitor.proxy_routes import ROUTES, ROUTES_BY_NAME, method_label
 from monitor.proxy_rules import (
     MAX_REQUEST_BODY_BYTES,
-    ROUTES,
-    ROUTES_BY_NAME,
-    ProxyAccessLogger,
-    ProxyError,
-    UsageTee,
     check_content_length,
     check_credentials,
     check_memory_query,
     check_path_params,
     check_raw_path,
     check_web_fetch_body,
-    decode_usage,
     forward_request_headers,
-    method_label,
-    method_not_allowed,
-    not_found,
     raw_query,
     response_headers,
     upstream_url,
 )
 from monitor.upstream import MAX_BODY_BYTES
-from tests.conftest import ORG_A, fixture_text
+from tests.support.upstream import ORG_A, fixture_text
 
 PROJECT = "0f3e2d1c-b4a5-4678-9abc-def012345678"
 

@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from monitor.app import create_app
-from monitor.simulator import RecordedRequest, Simulator
+from monitor.simulator import RecordedRequest, Simulator, simulator_app
 from monitor.simulator.model import stable_uuid
-from tests.conftest import ORG_A, TOKEN_A, make_config, standard_simulator
+from tests.support.upstream import ORG_A, TOKEN_A, make_config, standard_simulator
 
 DOCUMENT = Path(str(resources.files("monitor").joinpath("openapi.yaml")))
 schema = schemathesis.openapi.from_path(DOCUMENT)
@@ -66,7 +66,7 @@ def served() -> Iterator[Served]:
     sim = standard_simulator()
 
     async def start() -> tuple[list[web.AppRunner], str]:
-        upstream = web.AppRunner(sim.create_app())
+        upstream = web.AppRunner(simulator_app(sim))
         await upstream.setup()
         upstream_site = web.TCPSite(upstream, "127.0.0.1", 0)
         await upstream_site.start()
@@ -182,7 +182,7 @@ def test_generated_cases_were_both_valid_and_invalid() -> None:
 
 
 def test_document_covers_every_route() -> None:
-    from monitor.proxy_rules import ROUTES
+    from monitor.proxy_routes import ROUTES
 
     operations = {
         (method.upper(), path)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ORG_A, TOKEN_A
+from tests.support.upstream import ORG_A, TOKEN_A
 
 WARNING = "is readable by group or others (chmod 600 it)"
 

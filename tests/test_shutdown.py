@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import ORG_A, TOKEN_A
+from tests.support.upstream import ORG_A, TOKEN_A
 
 PROJECT = "proj_shutdown"
 # A body big enough to span several chunks, so "the full body" means something.

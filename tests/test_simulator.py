@@ -16,12 +16,13 @@ from aiohttp.test_utils import TestClient
 
 from monitor.simulator import (
     CLOUDFLARE_HTML,
-    ExtraUsage,
+    ExtraSpec,
     Fault,
     FaultError,
     Simulator,
     WindowSpec,
     demo_simulator,
+    simulator_app,
 )
 from monitor.simulator.faults import FaultTable
 from monitor.simulator.model import SimAccount, authenticate, url_allowed
@@ -80,7 +81,7 @@ def sim(clock: FakeClock) -> Simulator:
 
 @pytest.fixture
 async def client(sim: Simulator, aiohttp_client: MakeClient) -> Client:
-    return await aiohttp_client(sim.create_app())
+    return await aiohttp_client(simulator_app(sim))
 
 
 def shape_of(value: Any) -> Any:
@@ -163,13 +164,13 @@ def test_window_spec_rejects_nonsense_and_scales() -> None:
 
 
 def test_extra_usage_climbs_stops_at_limit_and_reanchors() -> None:
-    extra = ExtraUsage(is_enabled=True, monthly_limit=1000, used_credits=100, rate=2.0, anchor=T0)
+    extra = ExtraSpec(is_enabled=True, monthly_limit=1000, used_credits=100, rate=2.0, anchor=T0)
     assert read_extra(extra, T0 + 50).used_credits == 200
     assert read_extra(extra, T0 + 50).utilization == 20.0
     assert read_extra(extra, T0 + 10_000).used_credits == 1000
     paused = update_extra(extra, T0 + 50, is_enabled=False)
     assert read_extra(paused, T0 + 500).used_credits == 200
-    assert read_extra(ExtraUsage(False, None, 0), T0).utilization is None
+    assert read_extra(ExtraSpec(False, None, 0), T0).utilization is None
 
 
 # Payload shapes against the recorded samples
@@ -530,7 +531,7 @@ async def test_router_misses_are_json_errors(client: Client) -> None:
 
 
 async def test_gzip_when_asked(sim: Simulator, aiohttp_client: MakeClient) -> None:
-    raw = await aiohttp_client(sim.create_app(), auto_decompress=False)
+    raw = await aiohttp_client(simulator_app(sim), auto_decompress=False)
     path = f"/api/organizations/{ACME}/usage"
     async with raw.get(path, headers=BEARER | {"Accept-Encoding": "gzip"}) as response:
         assert response.headers["Content-Encoding"] == "gzip"
@@ -731,7 +732,7 @@ async def test_request_log_is_bounded_and_sees_faulted_requests(
     sim = Simulator(clock, max_requests=3)
     sim.add_org(ACME, "acme")
     sim.set_fault(ACME, Fault(drop=True, times=1))
-    client = await aiohttp_client(sim.create_app())
+    client = await aiohttp_client(simulator_app(sim))
     with pytest.raises(aiohttp.ClientConnectionError):
         await client.get(f"/api/organizations/{ACME}/usage")
     for n in range(4):
@@ -746,7 +747,7 @@ async def test_request_log_is_bounded_and_sees_faulted_requests(
 async def test_demo_preset(aiohttp_client: MakeClient) -> None:
     clock = FakeClock()
     sim, creds = demo_simulator(clock)
-    client = await aiohttp_client(sim.create_app())
+    client = await aiohttp_client(simulator_app(sim))
 
     async def usage(name: str) -> tuple[int, Any]:
         org = next(org for org in creds.orgs if org.name == name)

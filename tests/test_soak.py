@@ -30,9 +30,10 @@ from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.app import create_app
-from monitor.simulator import Fault, Simulator
+from monitor.simulator import Fault, Simulator, simulator_app
 from monitor.simulator.model import stable_uuid
-from tests.conftest import make_config, require_tool
+from tests.support.tools import require_tool
+from tests.support.upstream import make_config
 
 pytestmark = pytest.mark.soak
 
@@ -228,7 +229,7 @@ async def test_soak_under_every_fault(
     caplog.set_level(logging.WARNING, logger="apscheduler")
     fds_at_start = open_fds()
     sim = simulator()
-    upstream = await aiohttp_server(sim.create_app())
+    upstream = await aiohttp_server(simulator_app(sim))
     orgs = [
         {"uuid": org_uuid(i), "name": f"soak-{i:03d}", "token_env": f"SOAK_{i:04d}"}
         for i in range(ORGS)

@@ -13,14 +13,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from monitor.app import STORE_KEY, create_app
-from monitor.config import Config
+from monitor.app import create_app
 from monitor.credentials import Credential
+from monitor.schema import Config
 from monitor.simulator import Fault
-from monitor.state import OrgState, OrgTarget, PollResult, UsageStore
+from monitor.state import OrgState, PollResult, UsageStore
 from monitor.status import PROXY_ROUTES, render_status
+from monitor.targets import OrgTarget
 from monitor.usage import ExtraUsage, UsageSnapshot, UsageWindow, parse_usage
-from tests.conftest import ORG_A, ORG_B, Upstream, make_config, require_tool
+from tests.support.tools import require_tool
+from tests.support.upstream import ORG_A, ORG_B, Upstream, make_config
 
 NOW = 1_800_000_000.0
 CONFIG = make_config("http://127.0.0.1:9")
@@ -293,8 +295,8 @@ def windows_with_value(store: UsageStore) -> int:
 async def test_status_page_over_http(aiohttp_client: MakeClient, upstream: Upstream) -> None:
     upstream.sim.set_fault(ORG_B, Fault(status=429, retry_after="0"))
     upstream.sim.set_utilization(ORG_A, "claude_code", 97.0)
-    app = create_app(make_config(upstream.url))
-    client = await aiohttp_client(app)
+    store = UsageStore()
+    client = await aiohttp_client(create_app(make_config(upstream.url), store=store))
     await wait_ready(client)
 
     response = await client.get("/")
@@ -309,7 +311,7 @@ async def test_status_page_over_http(aiohttp_client: MakeClient, upstream: Upstr
     assert "failed: rate_limited" in page.text
     assert "HTTP 429" in page.text
     bars = page.bars()
-    assert len(bars) == windows_with_value(app[STORE_KEY]) > 0
+    assert len(bars) == windows_with_value(store) > 0
     claude_code = next(bar for bar, _ in bars if bar["aria-labelledby"].endswith("claude_code"))
     assert float(claude_code["data-percent"]) >= 97.0
     assert "critical" in claude_code["aria-valuetext"]
@@ -361,7 +363,8 @@ async def test_status_page_in_headless_chromium(
 ) -> None:
     require_tool("chromium", "apt-get install chromium")
     upstream.sim.set_utilization(ORG_A, "claude_code", 96.0)
-    app = create_app(make_config(upstream.url))
+    store = UsageStore()
+    app = create_app(make_config(upstream.url), store=store)
     client = await aiohttp_client(app)  # a TestServer: a real socket on 127.0.0.1
     await wait_ready(client)
     url = str(client.make_url("/"))
@@ -371,7 +374,7 @@ async def test_status_page_in_headless_chromium(
     assert "acme" in page.text
     assert "beta" in page.text
     bars = page.bars()
-    assert len(bars) == windows_with_value(app[STORE_KEY]) > 0
+    assert len(bars) == windows_with_value(store) > 0
     assert all(fill["class"].startswith("fill ") for _, fill in bars)
     assert any(fill["class"] == "fill critical" for _, fill in bars)
 

@@ -13,8 +13,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from monitor.config_source import ConfigSource
 from monitor.simulator import CLOUDFLARE_HTML, Fault
-from monitor.state import OrgTarget, PollResult, targets_from_config
+from monitor.state import PollResult
+from monitor.targets import OrgTarget, configured_targets
 from monitor.upstream import (
     MAX_BODY_BYTES,
     MAX_RETRY_AFTER_SECONDS,
@@ -26,15 +28,7 @@ from monitor.upstream import (
     parse_retry_after,
 )
 from monitor.usage import parse_usage
-from tests.conftest import (
-    ORG_A,
-    ORG_B,
-    ORG_C,
-    TOKEN_A,
-    Upstream,
-    fixture_text,
-    make_config,
-)
+from tests.support.upstream import ORG_A, ORG_B, ORG_C, TOKEN_A, Upstream, fixture_text, make_config
 
 NOW = 1_800_000_000.0
 MakeServer = Callable[..., Awaitable[TestServer]]
@@ -43,7 +37,7 @@ MakeServer = Callable[..., Awaitable[TestServer]]
 @pytest.fixture
 async def client(upstream: Upstream) -> AsyncIterator[UpstreamClient]:
     config = make_config(upstream.url, upstream={"timeout_seconds": 0.5})
-    client = UpstreamClient(config.upstream)
+    client = UpstreamClient(ConfigSource(config, loaded_at=0.0))
     await client.open()
     yield client
     await client.close()
@@ -51,7 +45,7 @@ async def client(upstream: Upstream) -> AsyncIterator[UpstreamClient]:
 
 def target_for(base_url: str, org_uuid: str = ORG_A) -> OrgTarget:
     config = make_config(base_url)
-    return next(t for t in targets_from_config(config) if t.uuid == org_uuid)
+    return next(t for t in configured_targets(config) if t.uuid == org_uuid)
 
 
 async def poll_error(client: UpstreamClient, target: OrgTarget) -> PollError:
@@ -82,10 +76,10 @@ async def test_configured_headers_and_user_agent_are_sent(upstream: Upstream) ->
         upstream.url,
         upstream={"user_agent": "claude-code/9.9", "headers": {"anthropic-beta": "x-1"}},
     )
-    client = UpstreamClient(config.upstream)
+    client = UpstreamClient(ConfigSource(config, loaded_at=0.0))
     await client.open()
     try:
-        await client.fetch_usage(targets_from_config(config)[0])
+        await client.fetch_usage(configured_targets(config)[0])
     finally:
         await client.close()
     request = upstream.sim.requests_for(ORG_A)[-1]
@@ -195,10 +189,10 @@ async def test_real_upstream_answers_without_faults(
 ) -> None:
     # A wrong token is a 401, an org the token cannot see a 403, an unknown org a 404.
     wrong = make_config(upstream.url, environ={"TOKEN_A": "not-a-known-token"})
-    error = await poll_error(client, targets_from_config(wrong)[0])
+    error = await poll_error(client, configured_targets(wrong)[0])
     assert error.result is PollResult.UNAUTHORIZED
     other = make_config(upstream.url, [{"uuid": ORG_B, "token_env": "TOKEN_A"}])
-    error = await poll_error(client, targets_from_config(other)[0])
+    error = await poll_error(client, configured_targets(other)[0])
     assert error.result is PollResult.FORBIDDEN
     upstream.sim.remove_org(ORG_A)
     error = await poll_error(client, target_for(upstream.url))
@@ -240,17 +234,17 @@ async def test_the_error_message_says_what_happened(
 
 async def test_unreachable_upstream_is_a_connection_error(unused_tcp_port: int) -> None:
     config = make_config(f"http://127.0.0.1:{unused_tcp_port}")
-    client = UpstreamClient(config.upstream)
+    client = UpstreamClient(ConfigSource(config, loaded_at=0.0))
     await client.open()
     try:
-        error = await poll_error(client, targets_from_config(config)[0])
+        error = await poll_error(client, configured_targets(config)[0])
     finally:
         await client.close()
     assert error.result is PollResult.CONNECTION_ERROR
 
 
 async def test_a_closed_client_refuses_to_poll(upstream: Upstream) -> None:
-    client = UpstreamClient(make_config(upstream.url).upstream)
+    client = UpstreamClient(ConfigSource(make_config(upstream.url), loaded_at=0.0))
     with pytest.raises(RuntimeError, match="not open"):
         await client.fetch_usage(target_for(upstream.url))
 
@@ -289,7 +283,7 @@ async def test_a_body_over_1_mib_is_an_invalid_response(
     app.router.add_get("/api/organizations/{org_uuid}/usage", handler)
     server = await aiohttp_server(app)
     base = str(server.make_url("")).rstrip("/")
-    client = UpstreamClient(make_config(base).upstream)
+    client = UpstreamClient(ConfigSource(make_config(base), loaded_at=0.0))
     await client.open()
     try:
         error = await poll_error(client, target_for(base))
@@ -304,7 +298,7 @@ async def test_a_body_of_exactly_1_mib_is_read(aiohttp_server: MakeServer) -> No
     app.router.add_get("/api/organizations/{org_uuid}/usage", exactly_limit)
     server = await aiohttp_server(app)
     base = str(server.make_url("")).rstrip("/")
-    client = UpstreamClient(make_config(base).upstream)
+    client = UpstreamClient(ConfigSource(make_config(base), loaded_at=0.0))
     await client.open()
     try:
         snapshot = await client.fetch_usage(target_for(base))

@@ -21,7 +21,7 @@ from monitor.usage import (
     parse_timestamp,
     parse_usage,
 )
-from tests.conftest import FIXTURES
+from tests.support.upstream import FIXTURES
 
 
 def ts(*parts: int, micro: int = 0) -> float:

@@ -1,15 +1,16 @@
 """A fake of the Claude organization upstream, for tests, benchmarks and `monitor demo`.
 
-Build a `Simulator`, add orgs and accounts, then serve `sim.create_app()` with aiohttp.
+Build a `Simulator`, add orgs and accounts, then serve `simulator_app(sim)` with aiohttp.
 """
 
+from monitor.simulator.app import simulator_app
 from monitor.simulator.demo import DemoCredentials, DemoOrg, demo_simulator
 from monitor.simulator.errors import ApiError
 from monitor.simulator.faults import CLOUDFLARE_HTML, GLOBAL, Fault, FaultError
 from monitor.simulator.model import SimAccount, SimOrg, SimProject
 from monitor.simulator.shapes import SHAPES, Shape
 from monitor.simulator.simulator import RecordedRequest, Simulator
-from monitor.simulator.windows import ExtraUsage, WindowSpec
+from monitor.simulator.windows import ExtraSpec, WindowSpec
 
 __all__ = [
     "CLOUDFLARE_HTML",
@@ -18,7 +19,7 @@ __all__ = [
     "ApiError",
     "DemoCredentials",
     "DemoOrg",
-    "ExtraUsage",
+    "ExtraSpec",
     "Fault",
     "FaultError",
     "RecordedRequest",
@@ -29,4 +30,5 @@ __all__ = [
     "Simulator",
     "WindowSpec",
     "demo_simulator",
+    "simulator_app",
 ]

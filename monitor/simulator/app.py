@@ -235,7 +235,8 @@ async def bootstrap(request: web.Request) -> web.Response:
     return json_answer({"account": account_json(found, sim.member_orgs(found))})
 
 
-def build_app(sim: Simulator) -> web.Application:
+def simulator_app(sim: Simulator) -> web.Application:
+    """The aiohttp app that answers as the upstream would, from `sim`'s state."""
     app = web.Application(middlewares=[upstream_middleware])
     app[SIMULATOR_KEY] = sim
     app.router.add_get(f"{ORG}/usage", usage)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from monitor.simulator.errors import ApiError
 from monitor.simulator.faults import GLOBAL, Fault, FaultError
 from monitor.simulator.shapes import JSONValue
-
-if TYPE_CHECKING:
-    from monitor.simulator.simulator import Simulator
+from monitor.simulator.simulator import Simulator
 
 CONTROL_PREFIX = "/_simulator/"
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from monitor.simulator.faults import Fault
 from monitor.simulator.shapes import Shape
 from monitor.simulator.simulator import Clock, Simulator
-from monitor.simulator.windows import ExtraUsage, WindowSpec
+from monitor.simulator.windows import ExtraSpec, WindowSpec
 
 MINUTE = 60.0
 
@@ -90,7 +90,7 @@ def demo_simulator(clock: Clock = time.time) -> tuple[Simulator, DemoCredentials
             "claude_code": WindowSpec.filling(5 * MINUTE, 85.0, phase=0.4),
             "projects": WindowSpec.filling(15 * MINUTE, 60.0, phase=0.1),
         },
-        extra=ExtraUsage(is_enabled=True, monthly_limit=5000, used_credits=1234, rate=0.5),
+        extra=ExtraSpec(is_enabled=True, monthly_limit=5000, used_credits=1234, rate=0.5),
     )
     sim.add_org(
         GLOBEX.uuid,
@@ -113,7 +113,7 @@ def demo_simulator(clock: Clock = time.time) -> tuple[Simulator, DemoCredentials
             "seven_day": WindowSpec.filling(30 * MINUTE, 75.0, phase=0.5),
             "seven_day_cowork": WindowSpec.filling(30 * MINUTE, 20.0, phase=0.5),
         },
-        extra=ExtraUsage(is_enabled=True, monthly_limit=10000, used_credits=8300, rate=2.8),
+        extra=ExtraSpec(is_enabled=True, monthly_limit=10000, used_credits=8300, rate=2.8),
     )
     sim.add_org(HOOLI.uuid, HOOLI.name, plan=HOOLI.plan, shape=HOOLI.shape)
     sim.add_org(SOYLENT.uuid, SOYLENT.name, plan=SOYLENT.plan, shape=SOYLENT.shape)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from monitor.simulator.errors import ApiError
 from monitor.simulator.shapes import JSONObject, JSONValue, Shape, format_timestamp
-from monitor.simulator.windows import ExtraUsage, WindowState
+from monitor.simulator.windows import ExtraSpec, WindowState
 
 # Fixed namespace so project and account ids are stable across runs for the same org.
 _NAMESPACE = uuid.UUID("5d0c8a52-7f3e-4c1b-9a6d-2e4f8b1c3d5e")
@@ -62,7 +62,7 @@ class SimOrg:
     plan: str
     shape: Shape
     windows: dict[str, WindowState]
-    extra: ExtraUsage | None
+    extra: ExtraSpec | None
     created_at: float
     projects: dict[str, SimProject] = field(default_factory=dict)
     capabilities: tuple[str, ...] = ()

@@ -14,7 +14,7 @@ from monitor.simulator.windows import (
     DAY,
     HOUR,
     ExtraReading,
-    ExtraUsage,
+    ExtraSpec,
     WindowReading,
     WindowSpec,
     WindowState,
@@ -84,13 +84,13 @@ def default_windows(shape: Shape) -> dict[str, WindowSpec]:
     return {}
 
 
-def default_extra(shape: Shape) -> ExtraUsage | None:
+def default_extra(shape: Shape) -> ExtraSpec | None:
     if shape == "seed":
-        return ExtraUsage(is_enabled=True, monthly_limit=5000, used_credits=0, rate=0.01)
+        return ExtraSpec(is_enabled=True, monthly_limit=5000, used_credits=0, rate=0.01)
     if shape == "oauth_2025":
-        return ExtraUsage(is_enabled=False, monthly_limit=None, used_credits=0)
+        return ExtraSpec(is_enabled=False, monthly_limit=None, used_credits=0)
     if shape == "limits_2026":
-        return ExtraUsage(is_enabled=True, monthly_limit=10000, used_credits=0, rate=0.02)
+        return ExtraSpec(is_enabled=True, monthly_limit=10000, used_credits=0, rate=0.02)
     return None
 
 
@@ -167,7 +167,7 @@ def window_keys(shape: Shape, windows: Mapping[str, WindowState]) -> list[str]:
 def render_usage(
     shape: Shape,
     windows: Mapping[str, WindowState],
-    extra: ExtraUsage | None,
+    extra: ExtraSpec | None,
     now: float,
 ) -> JSONObject:
     readings = {key: read_window(state, now) for key, state in windows.items()}

@@ -6,7 +6,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from monitor.simulator.errors import ApiError
 from monitor.simulator.faults import GLOBAL, Fault, FaultTable
@@ -28,16 +28,13 @@ from monitor.simulator.shapes import (
     render_usage,
 )
 from monitor.simulator.windows import (
-    ExtraUsage,
+    ExtraSpec,
     WindowSpec,
     override_window,
     read_window,
     start_window,
     update_extra,
 )
-
-if TYPE_CHECKING:
-    from aiohttp import web
 
 Clock = Callable[[], float]
 
@@ -63,8 +60,8 @@ class Simulator:
     """A fake Claude upstream: orgs whose usage climbs with `clock`, accounts, faults.
 
     All times come from `clock` (Unix seconds), so a test can drive hours of usage by
-    moving a number. `create_app()` builds the aiohttp app that serves this state; the
-    same object keeps being the place to change it while the app runs.
+    moving a number. `simulator_app(sim)` builds the aiohttp app that serves this state;
+    the same object keeps being the place to change it while the app runs.
     """
 
     def __init__(self, clock: Clock = time.time, *, max_requests: int = 10_000) -> None:
@@ -73,11 +70,6 @@ class Simulator:
         self.accounts: dict[str, SimAccount] = {}
         self.faults = FaultTable()
         self.requests: deque[RecordedRequest] = deque(maxlen=max_requests)
-
-    def create_app(self) -> web.Application:
-        from monitor.simulator.app import build_app
-
-        return build_app(self)
 
     # Orgs and usage
 
@@ -89,7 +81,7 @@ class Simulator:
         plan: str = "team",
         shape: Shape = "seed",
         windows: Mapping[str, WindowSpec] | None = None,
-        extra: ExtraUsage | Literal["default"] | None = "default",
+        extra: ExtraSpec | Literal["default"] | None = "default",
         time_scale: float = 1.0,
         projects: Iterable[SimProject] | None = None,
         capabilities: Iterable[str] | None = None,
@@ -100,7 +92,7 @@ class Simulator:
         `time_scale` makes every window and the extra-usage spend run that many times
         faster (60 turns a five-hour window into five minutes). `extra="default"` picks
         the shape's usual extra usage; `None` renders `extra_usage: null`. A given
-        `ExtraUsage` is re-anchored at the moment of adding, so its `anchor` is ignored.
+        `ExtraSpec` is re-anchored at the moment of adding, so its `anchor` is ignored.
         """
         if shape not in SHAPES:
             raise ValueError(f"unknown shape {shape!r}, expected one of {', '.join(SHAPES)}")
@@ -108,7 +100,7 @@ class Simulator:
         specs = default_windows(shape) if windows is None else dict(windows)
         extra_usage = default_extra(shape) if extra == "default" else extra
         if extra_usage is not None:
-            extra_usage = ExtraUsage(
+            extra_usage = ExtraSpec(
                 is_enabled=extra_usage.is_enabled,
                 monthly_limit=extra_usage.monthly_limit,
                 used_credits=extra_usage.used_credits,
@@ -159,7 +151,7 @@ class Simulator:
     ) -> None:
         """Change extra usage from now on; fields left as None keep their value."""
         org = self.orgs[org_uuid]
-        current = org.extra or ExtraUsage(is_enabled=False, monthly_limit=None, used_credits=0)
+        current = org.extra or ExtraSpec(is_enabled=False, monthly_limit=None, used_credits=0)
         org.extra = update_extra(
             current,
             self.clock(),

@@ -138,7 +138,7 @@ def override_window(state: WindowState, percent: float, now: float) -> WindowSta
 
 
 @dataclass(frozen=True)
-class ExtraUsage:
+class ExtraSpec:
     """Pay-as-you-go credits on top of the plan, in cents.
 
     `used_credits` is the reading at `anchor`; it then climbs `rate` cents per second
@@ -168,7 +168,7 @@ class ExtraReading:
     utilization: float | None
 
 
-def read_extra(extra: ExtraUsage, now: float) -> ExtraReading:
+def read_extra(extra: ExtraSpec, now: float) -> ExtraReading:
     if extra.monthly_limit is None:
         return ExtraReading(extra.is_enabled, None, None, None)
     used = float(extra.used_credits)
@@ -183,18 +183,18 @@ def read_extra(extra: ExtraUsage, now: float) -> ExtraReading:
 
 
 def update_extra(
-    extra: ExtraUsage,
+    extra: ExtraSpec,
     now: float,
     *,
     used_credits: int | None = None,
     monthly_limit: int | None = None,
     is_enabled: bool | None = None,
     rate: float | None = None,
-) -> ExtraUsage:
+) -> ExtraSpec:
     """Re-anchor at `now` so the credits already spent are kept, then apply the changes."""
     current = read_extra(extra, now)
     used = used_credits if used_credits is not None else (current.used_credits or 0)
-    return ExtraUsage(
+    return ExtraSpec(
         is_enabled=extra.is_enabled if is_enabled is None else is_enabled,
         monthly_limit=extra.monthly_limit if monthly_limit is None else monthly_limit,
         used_credits=used,

@@ -1,0 +1,68 @@
+"""Passive refresh: a usage answer the proxy relays for a polled org also updates its
+snapshot. `UsageTee` keeps a bounded copy of the relayed bytes; `decode_usage` turns them,
+as they went over the wire, into a snapshot."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+from monitor.upstream import MAX_BODY_BYTES
+from monitor.usage import UsageSnapshot, parse_usage
+
+
+def decode_usage(body: bytes, content_encoding: str | None) -> UsageSnapshot:
+    """A relayed usage body (as it went over the wire) -> snapshot; ValueError if it is not a
+    usage JSON object, or is in an encoding this does not undo (br, zstd)."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "gzip":
+        data = _inflate(body, 16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        try:
+            data = _inflate(body, zlib.MAX_WBITS)
+        except ValueError:
+            data = _inflate(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send it
+    elif encoding == "identity":
+        data = body
+    else:
+        raise ValueError(f"Content-Encoding {encoding!r} is not decoded for passive refresh")
+    payload = json.loads(data)
+    if not isinstance(payload, dict):
+        raise ValueError(f"usage body is a JSON {type(payload).__name__}, not an object")
+    return parse_usage(payload)
+
+
+def _inflate(body: bytes, wbits: int) -> bytes:
+    inflater = zlib.decompressobj(wbits)
+    try:
+        data = inflater.decompress(body, MAX_BODY_BYTES)
+    except zlib.error as exc:
+        raise ValueError(f"cannot decompress: {exc}") from None
+    if inflater.unconsumed_tail:
+        raise ValueError("decompressed body is over the 1 MiB limit")
+    return data
+
+
+class UsageTee:
+    """Keeps a copy of relayed chunks up to MAX_BODY_BYTES; past that it gives up."""
+
+    def __init__(self, limit: int = MAX_BODY_BYTES) -> None:
+        self._limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self.overflowed = False
+
+    def feed(self, chunk: bytes) -> None:
+        if self.overflowed:
+            return
+        self._size += len(chunk)
+        if self._size > self._limit:
+            self.overflowed = True
+            self._chunks.clear()
+            return
+        self._chunks.append(chunk)
+
+    def body(self) -> bytes:
+        if self.overflowed:
+            raise ValueError(f"usage body is over the {self._limit} byte limit")
+        return b"".join(self._chunks)

@@ -1,0 +1,54 @@
+"""The proxy's routes: their names (the `endpoint` label), methods and path templates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+UNMATCHED = "unmatched"  # the `endpoint` label of a local 404 under /api/
+CLIENT_CLOSED = 499  # nginx's code for "the client went away before an answer was sent"
+
+ORG = "/api/organizations/{org_uuid}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One proxied endpoint: its name (the `endpoint` label), method and path template."""
+
+    name: str
+    method: str
+    path: str
+
+    @property
+    def has_org(self) -> bool:
+        return "{org_uuid}" in self.path
+
+    def upstream_path(self, params: Mapping[str, str]) -> str:
+        """The path with its (already validated) parameters filled in."""
+        path = self.path
+        for key in ("org_uuid", "project_id"):
+            if "{" + key + "}" in path:
+                path = path.replace("{" + key + "}", params[key])
+        return path
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("usage", "GET", f"{ORG}/usage"),
+    Route("project", "GET", f"{ORG}/projects/{{project_id}}"),
+    Route("project_docs", "GET", f"{ORG}/projects/{{project_id}}/docs"),
+    Route("project_files", "GET", f"{ORG}/projects/{{project_id}}/files"),
+    Route("memory", "GET", f"{ORG}/memory"),
+    Route("web_fetch", "POST", f"{ORG}/cowork/web_fetch"),
+    Route("organizations", "GET", "/api/organizations"),
+    Route("account", "GET", "/api/account"),
+    Route("bootstrap", "GET", "/api/bootstrap"),
+)
+ROUTES_BY_NAME: Mapping[str, Route] = {route.name: route for route in ROUTES}
+
+# The `method` label: any other verb is counted as OTHER, so a scanner cannot grow the series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    upper = method.upper()
+    return upper if upper in KNOWN_METHODS else "OTHER"

@@ -1,0 +1,26 @@
+"""External tools the tests use (promtool, prometheus, chromium, ...)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import NoReturn
+
+import pytest
+
+REQUIRE_TOOLS = "MONITOR_REQUIRE_TOOLS"
+
+
+def require_tool(name: str, hint: str) -> str:
+    """Path of an external tool. Missing: skip locally, fail in CI (MONITOR_REQUIRE_TOOLS=1)."""
+    path = shutil.which(name)
+    if path is None:
+        missing(f"{name} not found: {hint}")
+    return path
+
+
+def missing(message: str) -> NoReturn:
+    """Something a test needs is not here: skip locally, fail where tools are required."""
+    if os.environ.get(REQUIRE_TOOLS) == "1":
+        pytest.fail(message + f" ({REQUIRE_TOOLS}=1: tools are required here)")
+    pytest.skip(message)

@@ -1,0 +1,42 @@
+"""Waiting for a condition with a bound, instead of sleeping a fixed time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def until(
+    condition: Callable[[], T | Awaitable[T]],
+    what: str,
+    *,
+    timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for the condition, not one await
+) -> T:
+    """Wait for `condition()` (sync or async) to be truthy; fail naming `what` after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if isinstance(value, Awaitable):
+            value = await value
+        if value:
+            return value  # type: ignore[return-value]  # awaited above when awaitable
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def until_sync(condition: Callable[[], T], what: str, *, timeout: float = 30.0) -> T:
+    """`until` for code outside an event loop (processes, threads)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
