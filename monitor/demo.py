@@ -83,7 +83,7 @@ def _banner(url: str, sim_url: str, credentials: DemoCredentials) -> str:
         [
             f"monitor {__version__} demo: {len(credentials.orgs)} simulated orgs "
             "(one with an expired token, one rate-limited) and one account to discover",
-            f"  status      {url}/",
+            f"  status      {url}/?refresh=on",
             f"  metrics     {url}/metrics",
             f"  health      {url}/healthz  {url}/readyz",
             f"  proxy       curl -H 'Authorization: Bearer {acme.token}' "
