@@ -8,6 +8,8 @@ start in `cleanup_ctx` generators when the app starts, and stop after their `yie
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -60,7 +62,7 @@ def wire(
     store = store if store is not None else UsageStore()
     jobs = jobs if jobs is not None else APSchedulerJobs()
     upstream = UpstreamClient(source)
-    targets = Targets(source)
+    targets = Targets(source, clock)
     poller = Poller(source, targets, store, upstream, jobs, clock=clock)
     discovery = Discovery(
         source, targets, upstream, jobs, on_change=poller.apply_targets, clock=clock
@@ -111,7 +113,8 @@ def create_app(
     else:
         poller.apply_targets()
 
-    app.router.add_get("/metrics", metrics_handler(UsageExposition(store), registry))
+    exposition = UsageExposition(store, discovery.credentials)
+    app.router.add_get("/metrics", metrics_handler(exposition, registry))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", Readiness(store, discovery.pending_accounts).handle)
     app.router.add_get("/openapi.yaml", openapi_document)
@@ -143,3 +146,45 @@ def reload_config(app: web.Application, load: Callable[[], Config]) -> bool:
     running.poller.config_changed()
     log.info("config reloaded: %d org(s) polled", len(running.store))
     return True
+
+
+class Reloads:
+    """SIGHUP: read the file in a thread (a credential command may take seconds, and the
+    loop must keep serving meanwhile), apply one reload at a time, and fold the HUPs that
+    arrive during a reload into one more."""
+
+    def __init__(self, app: web.Application, load: Callable[[], Config]) -> None:
+        self._app = app
+        self._load = load
+        self._wanted = False
+        self._task: asyncio.Task[None] | None = None
+
+    def request(self) -> None:
+        """The signal handler: ask for a reload (never more than one runs at a time)."""
+        self._wanted = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def settled(self) -> None:
+        """Wait until every reload asked for so far has been applied (for tests)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        while self._wanted:
+            self._wanted = False
+            loaded = await asyncio.to_thread(_load_or_refusal, self._load)
+            reload_config(self._app, functools.partial(_config_or_raise, loaded))
+
+
+def _load_or_refusal(load: Callable[[], Config]) -> Config | ConfigError:
+    try:
+        return load()
+    except ConfigError as exc:
+        return exc
+
+
+def _config_or_raise(loaded: Config | ConfigError) -> Config:
+    if isinstance(loaded, ConfigError):
+        raise loaded
+    return loaded

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from monitor import __version__
-from monitor.app import create_app, reload_config, wire
+from monitor.app import Reloads, create_app, wire
 from monitor.config import ConfigError, apply_overrides, config_path, load_config
 from monitor.daemon import Listener, ListenError, serve
 from monitor.demo import run_demo
@@ -169,6 +169,6 @@ async def run_daemon(args: argparse.Namespace) -> int:
         [listener],
         grace_seconds=server.shutdown_grace_seconds,
         on_started=started,
-        on_reload=lambda: reload_config(app, load),
+        on_reload=Reloads(app, load).request,
     )
     return EXIT_OK

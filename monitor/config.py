@@ -88,7 +88,9 @@ def format_errors(exc: ValidationError) -> list[str]:
     problems: list[str] = []
     for error in exc.errors():
         loc = tuple(error["loc"])
-        path = key_path(loc)
+        # A credential problem found while reading the secret names its key in `field`.
+        field = (error.get("ctx") or {}).get("field")
+        path = key_path((*loc, field) if isinstance(field, str) else loc)
         problems.append(f"{path}: {_message(error)}" if path else _message(error))
     return problems
 

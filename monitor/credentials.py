@@ -1,26 +1,47 @@
-"""Credentials: secrets read once from a variable or a file while the config is validated,
-held as `SecretStr`, and never printed (masked, or named by where they came from)."""
+"""Credentials as they are now: each org's or account's secret, following its source.
+
+Real bearer tokens are OAuth access tokens that live for hours and are renewed by another
+program (Claude Code rewrites its credentials file; a keychain holds the desktop app's).
+So a `LiveCredential` checks its file with a cheap stat before each use and re-reads it
+when it changed, re-runs its command when the cached answer is stale, and does either
+once more when the upstream rejects it. It never writes a credential and never spends a
+refresh token: that would sign the owner's own Claude Code or desktop app out.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import re
-import stat
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import PlainSerializer, PlainValidator, SecretStr, ValidationInfo
-from pydantic_core import PydanticCustomError
+from pydantic import SecretStr
 
-CredentialKind = Literal["bearer", "session"]
+from monitor.failure_log import FailureLog
+from monitor.secret_sources import (
+    CredentialKind,
+    FileStamp,
+    SecretError,
+    SecretReading,
+    SecretSpec,
+    read_file,
+    run_command,
+)
+
+log = logging.getLogger("monitor.credentials")
+
+ReloadResult = Literal["changed", "unchanged", "error"]
+RELOAD_RESULTS: tuple[ReloadResult, ...] = ("changed", "unchanged", "error")
+# A command's answer with an expiry is used until this long before it (at most a quarter
+# of its life), so a poll never goes out with a token about to lapse.
+EXPIRY_MARGIN_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
 class Credential:
-    """A resolved secret and how to present it; its value never shows in repr or str."""
+    """A secret and how to present it; its value never shows in repr or str."""
 
     kind: CredentialKind
     secret: SecretStr = field(repr=False)
@@ -48,90 +69,116 @@ class Credential:
         return f"{self.kind} credential from {self.source}"
 
 
-def _environ(info: ValidationInfo) -> Mapping[str, str]:
-    context = info.context or {}
-    env = context.get("environ")
-    return env if env is not None else os.environ
+class LiveCredential:
+    """One org's or account's credential, kept current from its source."""
 
+    def __init__(
+        self,
+        spec: SecretSpec,
+        first: SecretReading,
+        *,
+        label: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spec = spec
+        self.label = label  # "org=acme", "account=team": what log lines name
+        self._clock = clock
+        self._reading = first
+        self._read_at = clock()
+        self._failures = FailureLog(log, "credential reload", clock)
+        self.reloads: dict[ReloadResult, int] = dict.fromkeys(RELOAD_RESULTS, 0)
+        self.version = 0  # goes up whenever the secret, its expiry or a counter moves
 
-def _base_dir(info: ValidationInfo) -> Path:
-    context = info.context or {}
-    base = context.get("base_dir")
-    return Path(base) if base is not None else Path.cwd()
+    @property
+    def current(self) -> Credential:
+        return Credential(self.spec.presented, self._reading.value, self.spec.describe())
 
+    @property
+    def expires_at(self) -> float | None:
+        return self._reading.expires_at
 
-def validation_warnings(info: ValidationInfo) -> list[str] | None:
-    context = info.context or {}
-    found = context.get("warnings")
-    return found if isinstance(found, list) else None
+    @property
+    def follows(self) -> bool:
+        """Whether the source can change while monitor runs (files and commands)."""
+        return self.spec.source != "env"
 
+    def expired(self) -> bool:
+        """Known to have expired, and the source has brought nothing newer since."""
+        return self.expires_at is not None and self.expires_at <= self._clock()
 
-@dataclass(frozen=True)
-class ResolvedSecret:
-    """A secret read once at load time, with where it came from (safe to print)."""
+    async def refresh(self) -> None:
+        """Before a use: re-read a file whose stamp changed, re-run a command whose
+        answer is stale. A failure keeps the last good secret (logged and counted)."""
+        path = self.spec.path
+        if path is not None:  # a file
+            try:
+                stamp = FileStamp.of(path)
+            except OSError as exc:
+                reason = "does not exist" if isinstance(exc, FileNotFoundError) else exc.strerror
+                self._failed(SecretError(self.spec.field, f"file {path} {reason}"))
+                return
+            if stamp != self._reading.stamp:
+                await self._reload()
+        elif self.spec.source == "command" and self._stale():
+            await self._reload()
 
-    origin: str
-    value: SecretStr = field(repr=False)
+    async def reread(self) -> bool:
+        """The upstream rejected the secret: read the source once more (files, commands).
+        True if that brought a different secret, worth an immediate retry."""
+        if not self.follows:
+            return False
+        return await self._reload()
 
-
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _secret_from_env(value: Any, info: ValidationInfo) -> ResolvedSecret:
-    if not isinstance(value, str) or not value:
-        raise PydanticCustomError("secret_name", "must be the name of an environment variable")
-    if not _ENV_NAME.fullmatch(value):
-        # Likely the secret itself pasted here: say so without echoing it.
-        raise PydanticCustomError(
-            "secret_name",
-            "must be the name of an environment variable, not the secret itself "
-            "(letters, digits and _ only)",
+    def rotate(self, value: str) -> None:
+        """The upstream set a new `sessionKey` cookie: use it from now on (memory only).
+        A later re-read that brings a different key from the source wins over it."""
+        if self.spec.presented != "session" or not value.strip():
+            return
+        if value.strip() == self._reading.value.get_secret_value():
+            return
+        self._reading = SecretReading(
+            SecretStr(value.strip()), self._reading.expires_at, self._reading.stamp
         )
-    raw = _environ(info).get(value)
-    if raw is None:
-        raise PydanticCustomError(
-            "secret_missing", "environment variable {name} is not set", {"name": value}
-        )
-    if not raw.strip():
-        raise PydanticCustomError(
-            "secret_empty", "environment variable {name} is empty", {"name": value}
-        )
-    return ResolvedSecret(f"${value}", SecretStr(raw.strip()))
+        self._count("changed")
+        log.info("credential of %s: the upstream rotated its session key", self.label)
 
+    def _stale(self) -> bool:
+        now = self._clock()
+        expires_at = self.expires_at
+        if expires_at is None:
+            return now - self._read_at >= self.spec.ttl
+        margin = min(EXPIRY_MARGIN_SECONDS, max(0.0, expires_at - self._read_at) / 4)
+        return now >= expires_at - margin
 
-def _secret_from_file(value: Any, info: ValidationInfo) -> ResolvedSecret:
-    if not isinstance(value, str) or not value:
-        raise PydanticCustomError("secret_name", "must be a file path")
-    path = Path(value)
-    if not path.is_absolute():
-        path = _base_dir(info) / path
-    try:
-        raw = path.read_text(encoding="utf-8")
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise PydanticCustomError(
-            "secret_missing", "file {path} does not exist", {"path": str(path)}
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise PydanticCustomError(
-            "secret_unreadable",
-            "file {path} cannot be read: {reason}",
-            {"path": str(path), "reason": reason},
-        ) from None
-    if not raw.strip():
-        raise PydanticCustomError("secret_empty", "file {path} is empty", {"path": str(path)})
-    warnings = validation_warnings(info)
-    if warnings is not None and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warnings.append(f"secret file {path} is readable by group or others (chmod 600 it)")
-    return ResolvedSecret(f"file {path}", SecretStr(raw.strip()))
+    async def _reload(self) -> bool:
+        try:
+            reading = await self._read()
+        except SecretError as exc:
+            self._failed(exc)
+            return False
+        self._read_at = self._clock()
+        self._failures.succeeded(self.spec.field, self.label)
+        old = self._reading
+        self._reading = reading
+        if reading.value.get_secret_value() != old.value.get_secret_value():
+            self._count("changed")
+            return True
+        if reading.expires_at != old.expires_at:
+            self.version += 1
+        self._count("unchanged")
+        return False
 
+    async def _read(self) -> SecretReading:
+        if self.spec.source == "file":
+            return read_file(self.spec)
+        known = [self._reading.value.get_secret_value()]
+        return await run_command(self.spec, known)
 
-def _secret_origin(secret: ResolvedSecret) -> str:
-    return secret.origin
+    def _failed(self, exc: SecretError) -> None:
+        self._count("error")
+        message = f"{exc.message}; keeping the last good secret"
+        self._failures.failed(self.spec.field, self.label, "error", message)
 
-
-# Dumped as where the secret came from, never its value.
-_DUMP_ORIGIN = PlainSerializer(_secret_origin, return_type=str)
-EnvSecret = Annotated[ResolvedSecret, PlainValidator(_secret_from_env), _DUMP_ORIGIN]
-FileSecret = Annotated[ResolvedSecret, PlainValidator(_secret_from_file), _DUMP_ORIGIN]
+    def _count(self, result: ReloadResult) -> None:
+        self.reloads[result] += 1
+        self.version += 1

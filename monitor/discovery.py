@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from monitor.config_source import ConfigSource
+from monitor.credentials import LiveCredential
 from monitor.failure_log import FailureLog
 from monitor.jobs import JobScheduler
 from monitor.schema import AccountConfig
@@ -33,22 +34,29 @@ MAX_BACKOFF_STEPS = 8
 class Account:
     config: AccountConfig
     label: str
+    credential: LiveCredential
     discovered: list[OrgTarget] = field(default_factory=list)
     done_once: bool = False
     failures_in_a_row: int = 0
     results: dict[PollResult, int] = field(default_factory=lambda: dict.fromkeys(PollResult, 0))
 
 
-def accounts_for(configs: list[AccountConfig], previous: list[Account]) -> list[Account]:
-    """Accounts for a (re)loaded config. One whose settings did not change keeps what it
-    discovered, so a reload neither drops nor re-adds its orgs."""
+def accounts_for(
+    configs: list[AccountConfig], previous: list[Account], clock: Callable[[], float]
+) -> list[Account]:
+    """Accounts for a (re)loaded config. One whose settings did not change is kept as it
+    was (what it discovered, its credential), so a reload neither drops nor re-adds its
+    orgs."""
     accounts = []
+    unclaimed = list(previous)
     for index, config in enumerate(configs):
-        account = Account(config, config.name or f"accounts[{index}]")
-        for old in previous:
-            if old.config == config:
-                account.discovered, account.done_once = old.discovered, old.done_once
-        accounts.append(account)
+        kept = next((old for old in unclaimed if old.config == config), None)
+        if kept is not None:
+            unclaimed.remove(kept)
+            accounts.append(kept)
+            continue
+        label = config.name or f"accounts[{index}]"
+        accounts.append(Account(config, label, config.live_credential(f"account={label}", clock)))
     return accounts
 
 
@@ -71,7 +79,7 @@ class Discovery:
         self._clock = clock
         self._failures = FailureLog(log, "discovery", clock)
         self._scheduling = False
-        self.accounts = accounts_for(config.current.accounts, [])
+        self.accounts = accounts_for(config.current.accounts, [], clock)
 
     def start(self) -> None:
         self._scheduling = True
@@ -84,13 +92,17 @@ class Discovery:
     def config_changed(self) -> None:
         """A reload: accounts follow the config, and every one is asked again now."""
         count = len(self.accounts)
-        self.accounts = accounts_for(self._config.current.accounts, self.accounts)
+        self.accounts = accounts_for(self._config.current.accounts, self.accounts, self._clock)
         self._publish()
         for index in range(len(self.accounts), count):
             self._jobs.cancel(_job_id(index))
         if self._scheduling:
             for index in range(len(self.accounts)):
                 self._schedule(index, 0.0)
+
+    def credentials(self) -> list[tuple[str, LiveCredential]]:
+        """Each account's label and credential, for the `account` series of /metrics."""
+        return [(account.label, account.credential) for account in self.accounts]
 
     def pending_accounts(self) -> list[str]:
         return [a.label for a in self.accounts if not a.done_once]
@@ -120,7 +132,7 @@ class Discovery:
         account = self.accounts[index]
         upstream = self._config.current.upstream
         base_url = account.config.base_url or upstream.base_url
-        credential = account.config.credential()
+        credential = account.credential
         subject = f"account={account.label}"
         try:
             found = await self._client.fetch_bootstrap(

@@ -10,70 +10,34 @@ disappears from `/metrics`, and a `null` upstream value is simply no sample.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from monitor.credentials import RELOAD_RESULTS, LiveCredential
+from monitor.families import (
+    CREDENTIAL_EXPIRES,
+    CREDENTIAL_FAMILIES,
+    CREDENTIAL_RELOADS,
+    DURATION,
+    EXTRA_ENABLED,
+    EXTRA_LIMIT,
+    EXTRA_USED,
+    LAST_SUCCESS,
+    NEXT_POLL,
+    POLLS,
+    RESETS_AT,
+    SNAPSHOT_FAMILIES,
+    UP,
+    USAGE_FAMILIES,
+    UTILIZATION,
+)
 from monitor.state import OrgState, PollResult, UsageStore
 from monitor.usage import UsageSnapshot
 
-CACHED = "Cached from the last poll of the usage endpoint."
 # Orgs rendered between two yields to the event loop, so a scrape of many orgs never
 # holds up the proxy for long.
 ORGS_PER_SLICE = 100
 JOIN_SLICE = 2000
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    type: str
-    help: str
-
-    def header(self) -> str:
-        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.type}\n"
-
-
-UTILIZATION = Family(
-    "claude_usage_utilization_ratio",
-    "gauge",
-    f"Utilization of the usage window, 0-1 (can exceed 1). {CACHED}",
-)
-RESETS_AT = Family(
-    "claude_usage_resets_at_timestamp_seconds",
-    "gauge",
-    f"When the usage window resets, Unix seconds. {CACHED}",
-)
-EXTRA_ENABLED = Family(
-    "claude_usage_extra_enabled", "gauge", f"1 if extra usage is enabled, else 0. {CACHED}"
-)
-EXTRA_LIMIT = Family(
-    "claude_usage_extra_monthly_limit_credits",
-    "gauge",
-    f"Extra-usage monthly limit, in the upstream's credits (minor units). {CACHED}",
-)
-EXTRA_USED = Family(
-    "claude_usage_extra_used_credits",
-    "gauge",
-    f"Extra-usage credits used this month (minor units). {CACHED}",
-)
-UP = Family("claude_usage_up", "gauge", "1 if the last poll of the usage endpoint succeeded.")
-LAST_SUCCESS = Family(
-    "claude_usage_last_success_timestamp_seconds",
-    "gauge",
-    "End of the last successful poll, Unix seconds.",
-)
-DURATION = Family(
-    "claude_usage_poll_duration_seconds", "gauge", "How long the last poll took, in seconds."
-)
-POLLS = Family("claude_usage_polls_total", "counter", "Polls of the usage endpoint by result.")
-NEXT_POLL = Family(
-    "claude_usage_next_poll_timestamp_seconds",
-    "gauge",
-    "When the scheduler will poll this org next, Unix seconds.",
-)
-# The families rendered from the upstream's payload, then those about the polls.
-SNAPSHOT_FAMILIES = (UTILIZATION, RESETS_AT, EXTRA_ENABLED, EXTRA_LIMIT, EXTRA_USED)
-HEALTH_FAMILIES = (UP, LAST_SUCCESS, DURATION, POLLS, NEXT_POLL)
-USAGE_FAMILIES = SNAPSHOT_FAMILIES + HEALTH_FAMILIES
 
 
 def _escape(value: str) -> str:
@@ -94,7 +58,7 @@ class RenderedOrg:
     uuid: str
     labels: str
     snapshot: UsageSnapshot | None
-    version: int
+    version: tuple[int, int]  # the org state's and its credential's
     lines: tuple[str, ...]
 
 
@@ -143,6 +107,23 @@ def _health_lines(labels: str, state: OrgState) -> tuple[str, ...]:
     return (up, last_success, duration, polls, next_poll)
 
 
+def credential_lines(labels: str, credential: LiveCredential, *, reloads: bool) -> tuple[str, ...]:
+    """The lines of the `CREDENTIAL_FAMILIES`: its expiry where known, and its re-reads
+    (`reloads`: only where this series owns the credential, so none is counted twice)."""
+    series = "{" + labels + "} "
+    expires = ""
+    if credential.expires_at is not None:
+        expires = f"{CREDENTIAL_EXPIRES.name}{series}{_number(credential.expires_at)}\n"
+    counts = ""
+    if reloads and credential.follows:
+        prefix = f"{CREDENTIAL_RELOADS.name}{{{labels}"
+        counts = "".join(
+            f'{prefix},result="{result}"}} {credential.reloads[result]}\n'
+            for result in RELOAD_RESULTS
+        )
+    return (expires, counts)
+
+
 def render_org_lines(state: OrgState, previous: RenderedOrg | None = None) -> RenderedOrg:
     """Every usage-family line of one org. What `previous` rendered is reused where it
     still holds: the labels while the name is the same, the payload's lines while the
@@ -159,20 +140,33 @@ def render_org_lines(state: OrgState, previous: RenderedOrg | None = None) -> Re
     else:
         labels = f'org="{_escape(target.name)}",org_uuid="{_escape(target.uuid)}"'
         payload = _snapshot_lines(labels, snapshot)
-    lines = payload + _health_lines(labels, state)
-    return RenderedOrg(target.name, target.uuid, labels, snapshot, state.version, lines)
+    # A discovered org's credential is its account's: counted under `account`, not here.
+    owned = target.origin == "config"
+    lines = (
+        payload
+        + _health_lines(labels, state)
+        + credential_lines(labels, target.credential, reloads=owned)
+    )
+    version = (state.version, target.credential.version)
+    return RenderedOrg(target.name, target.uuid, labels, snapshot, version, lines)
+
+
+Accounts = Callable[[], Iterable[tuple[str, LiveCredential]]]
 
 
 class UsageExposition:
-    """The usage families of every org in the store, in the Prometheus text format."""
+    """The usage families of every org in the store, in the Prometheus text format, and
+    the credentials of the discovery accounts (label `account`)."""
 
-    def __init__(self, store: UsageStore) -> None:
+    def __init__(self, store: UsageStore, accounts: Accounts = tuple) -> None:
         self._store = store
+        self._accounts = accounts
         self._cache: dict[str, RenderedOrg] = {}
 
     def _lines_of(self, state: OrgState) -> tuple[str, ...]:
         rendered = self._cache.get(state.target.uuid)
-        if rendered is None or rendered.version != state.version:
+        version = (state.version, state.target.credential.version)
+        if rendered is None or rendered.version != version:
             rendered = render_org_lines(state, rendered)
             self._cache[state.target.uuid] = rendered
         return rendered.lines
@@ -196,10 +190,16 @@ class UsageExposition:
             if index % ORGS_PER_SLICE == 0:
                 await asyncio.sleep(0)
         self._forget_removed(states)
+        first_credential_family = len(USAGE_FAMILIES) - len(CREDENTIAL_FAMILIES)
+        for label, credential in self._accounts():
+            account = credential_lines(f'account="{_escape(label)}"', credential, reloads=True)
+            for offset, text in enumerate(account):
+                if text:
+                    parts[first_credential_family + offset].append(text)
         chunks: list[bytes] = []
-        for family, lines in zip(USAGE_FAMILIES, parts, strict=True):
+        for family, family_lines in zip(USAGE_FAMILIES, parts, strict=True):
             chunks.append(family.header().encode())
-            for start in range(0, len(lines), JOIN_SLICE):
-                chunks.append("".join(lines[start : start + JOIN_SLICE]).encode())
+            for start in range(0, len(family_lines), JOIN_SLICE):
+                chunks.append("".join(family_lines[start : start + JOIN_SLICE]).encode())
                 await asyncio.sleep(0)
         return chunks

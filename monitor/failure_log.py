@@ -1,7 +1,8 @@
 """Log a failure when it starts, remind at most every few minutes, and log the recovery.
 
 An org that fails the same way on every poll would otherwise write a line a minute for
-hours; a different failure, or the first one after a success, is always logged.
+hours; a different failure (another kind or another message), or the first one after a
+success, is always logged.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ REMINDER_SECONDS = 600.0
 @dataclass
 class _Memory:
     kind: str | None = None
+    message: str | None = None
     logged_at: float = 0.0
 
 
@@ -37,24 +39,26 @@ class FailureLog:
         self._memory: dict[str, _Memory] = {}
 
     def failed(self, key: str, subject: str, kind: str, message: str) -> bool:
-        """Note a failure; log it unless the same kind was logged recently. `subject` is
-        what the line names (`org=acme`). True if a line was written."""
+        """Note a failure; log it unless the same failure (kind and message) was logged
+        recently. `subject` is what the line names (`org=acme`). True if a line was
+        written."""
         memory = self._memory.setdefault(key, _Memory())
         now = self._clock()
-        if memory.kind == kind and now - memory.logged_at < self._reminder:
+        same = (memory.kind, memory.message) == (kind, message)
+        if same and now - memory.logged_at < self._reminder:
             return False
-        again = " (still)" if memory.kind == kind else ""
+        again = " (still)" if same else ""
         self._log.warning(
             "%s failed%s: %s result=%s: %s", self._what, again, subject, kind, message
         )
-        memory.kind, memory.logged_at = kind, now
+        memory.kind, memory.message, memory.logged_at = kind, message, now
         return True
 
     def succeeded(self, key: str, subject: str) -> None:
         memory = self._memory.get(key)
         if memory is not None and memory.kind is not None:
             self._log.info("%s recovered: %s (was %s)", self._what, subject, memory.kind)
-            memory.kind = None
+            memory.kind = memory.message = None
 
     def forget(self, key: str) -> None:
         self._memory.pop(key, None)

@@ -128,7 +128,7 @@ class Poller:
             return None
         target = state.target
         before = state.snapshot
-        lock = self._locks.setdefault(target.credential.fingerprint, asyncio.Lock())
+        lock = self._locks.setdefault(target.credential.current.fingerprint, asyncio.Lock())
         async with lock, self._limit:
             started = time.monotonic()
             try:

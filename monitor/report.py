@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from monitor.credentials import LiveCredential
 from monitor.schema import Config
 from monitor.state import OrgState
 from monitor.targets import configured_targets
@@ -49,6 +50,23 @@ def format_extra(extra: ExtraUsage | None) -> str:
     return f"{used} / {format_money(extra.monthly_limit, extra)}"
 
 
+def format_expiry(expires_at: float | None, now: float) -> str:
+    """`expires in 2h 10m`, `expired 5m 00s ago`, or `no known expiry`."""
+    if expires_at is None:
+        return "no known expiry"
+    if expires_at <= now:
+        return f"expired {format_duration(now - expires_at)} ago"
+    return f"expires in {format_duration(expires_at - now)}"
+
+
+def credential_summary(credential: LiveCredential, now: float) -> str:
+    """How an org is authenticated, never the secret: kind, length, source, expiry."""
+    current, spec = credential.current, credential.spec
+    length = len(current.secret.get_secret_value())
+    expiry = format_expiry(credential.expires_at, now)
+    return f"{current.kind} ******** ({length} chars, {spec.kind} {spec.location()}; {expiry})"
+
+
 def print_config(config: Config, source: str, warnings: Sequence[str], out: TextIO) -> None:
     up, poll, server = config.upstream, config.poll, config.server
     lines = [
@@ -59,18 +77,16 @@ def print_config(config: Config, source: str, warnings: Sequence[str], out: Text
         f"while idle, {poll.concurrency} at once" + (f", shard {poll.shard}" if poll.shard else ""),
         f"orgs ({len(config.orgs)}):",
     ]
+    now = time.time()
     for target in configured_targets(config):
-        lines.append(
-            f"  {target.name}  {target.uuid}  {target.credential.masked()}  {target.usage_url}"
-        )
+        summary = credential_summary(target.credential, now)
+        lines.append(f"  {target.name}  {target.uuid}  {summary}  {target.usage_url}")
     lines.append(f"accounts ({len(config.accounts)}):")
     for index, account in enumerate(config.accounts):
         base = account.base_url or up.base_url
         label = account.name or f"accounts[{index}]"
-        lines.append(
-            f"  {label}  {account.credential().masked()}  discovers via {base}"
-            f"{account.bootstrap_path}"
-        )
+        summary = credential_summary(account.live_credential(label), now)
+        lines.append(f"  {label}  {summary}  discovers via {base}{account.bootstrap_path}")
     lines.extend(f"warning: {w}" for w in warnings)
     out.write("\n".join(lines) + "\n")
 
@@ -93,14 +109,23 @@ def usage_table(states: Sequence[OrgState], now: float | None = None) -> str:
             used = "-" if window.utilization is None else f"{window.utilization * 100:.1f}%"
             resets = "-" if window.resets_at is None else format_duration(window.resets_at - now)
             rows.append((state.target.name, window.name, used, resets, extra if index == 0 else ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    text = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    credentials: list[tuple[str, ...]] = [("ORG", "CREDENTIAL", "EXPIRY")]
+    for state in sorted(states, key=lambda s: s.target.name):
+        credential = state.target.credential
+        where = f"{credential.spec.kind} {credential.spec.location()}"
+        credentials.append((state.target.name, where, format_expiry(credential.expires_at, now)))
+    text = [*_table(rows), "", *_table(credentials)]
     if problems:
         text += ["", "failed:"] + [f"  {p}" for p in problems]
     return "\n".join(text)
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -128,6 +153,11 @@ def usage_report(states: Sequence[OrgState]) -> dict[str, Any]:
                         "resets_at": _iso(w.resets_at),
                     }
                     for w in (snapshot.windows if snapshot else ())
+                },
+                "credential": {
+                    "source": state.target.credential.spec.kind,
+                    "where": state.target.credential.spec.location(),
+                    "expires_at": _iso(state.target.credential.expires_at),
                 },
                 "extra_usage": None
                 if extra is None

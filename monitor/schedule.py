@@ -6,6 +6,8 @@
   interval), so the drop to 0 shows promptly.
 - 429 with `Retry-After` > 0: wait that long. With 0 or none ("limited", which can last
   hours): back off exponentially from `max_interval_seconds` up to an hour, with jitter.
+- The credential is known to have expired (nothing was sent): look again after the
+  interval, so a renewal is picked up promptly.
 - Any other failure: back off exponentially from `interval_seconds` to the max, jittered.
 """
 
@@ -50,6 +52,10 @@ def next_poll_delay(outcome: PollOutcome, policy: PollPolicy, now: float, jitter
     """Seconds from `now` until the next poll. `jitter` is a random number in [0, 1)."""
     if outcome.result is PollResult.SUCCESS:
         return _after_success(outcome, policy, now)
+    if outcome.result is PollResult.CREDENTIAL_EXPIRED:
+        # Nothing was sent: look again at the interval, so a renewed credential is used
+        # within one interval of appearing.
+        return policy.interval
     shorten = 1.0 - JITTER_FRACTION * jitter
     steps = max(0, outcome.consecutive_failures - 1)
     if outcome.result is PollResult.RATE_LIMITED:

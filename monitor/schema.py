@@ -13,16 +13,8 @@ from typing import Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-from pydantic_core import PydanticCustomError
 
-from monitor.credentials import (
-    Credential,
-    CredentialKind,
-    EnvSecret,
-    FileSecret,
-    ResolvedSecret,
-    validation_warnings,
-)
+from monitor.credential_schema import CredentialFields, validation_warnings
 from monitor.sharding import parse_shard
 
 DEFAULT_USAGE_PATH = "/api/organizations/{org_uuid}/usage"
@@ -114,45 +106,13 @@ class PollConfig(_Section):
         return value
 
 
-class _CredentialSource(_Section):
-    token_env: EnvSecret | None = None
-    token_file: FileSecret | None = None
-    session_key_env: EnvSecret | None = None
-    session_key_file: FileSecret | None = None
+class _CredentialSource(CredentialFields):
     base_url: str | None = None
 
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_base_url(value)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> Self:
-        given = [key for key in _SOURCE_KEYS if getattr(self, key) is not None]
-        if not given:
-            raise PydanticCustomError(
-                "credential_count",
-                "no credential: set one of {keys}",
-                {"keys": ", ".join(_SOURCE_KEYS)},
-            )
-        if len(given) > 1:
-            raise PydanticCustomError(
-                "credential_count",
-                "more than one credential ({keys}): keep exactly one",
-                {"keys": " and ".join(given)},
-            )
-        return self
-
-    def credential(self) -> Credential:
-        for key in _SOURCE_KEYS:
-            secret: ResolvedSecret | None = getattr(self, key)
-            if secret is not None:
-                kind: CredentialKind = "bearer" if key.startswith("token") else "session"
-                return Credential(kind=kind, secret=secret.value, source=secret.origin)
-        raise AssertionError("a validated section has exactly one credential")
-
-
-_SOURCE_KEYS = ("token_env", "token_file", "session_key_env", "session_key_file")
 
 
 class OrgConfig(_CredentialSource):

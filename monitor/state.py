@@ -27,6 +27,9 @@ class PollResult(StrEnum):
     CONNECTION_ERROR = "connection_error"
     SERVER_ERROR = "server_error"
     INVALID_RESPONSE = "invalid_response"
+    # Not sent: the credential's known expiry has passed and its source has nothing newer
+    # (a request with a dead token only feeds the upstream's rate limiter).
+    CREDENTIAL_EXPIRED = "credential_expired"
 
 
 @dataclass

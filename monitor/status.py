@@ -30,6 +30,8 @@ from monitor.usage import UsageWindow
 
 WARNING_RATIO = 0.80  # the same thresholds as ClaudeUsageWindowHigh / ...Critical
 CRITICAL_RATIO = 0.95
+# The same as ClaudeUsageCredentialExpiringSoon: a credential expiring within 30 minutes.
+CREDENTIAL_SOON_SECONDS = 30 * 60
 MIN_REFRESH_SECONDS = 5
 MAX_REFRESH_SECONDS = 60
 
@@ -100,6 +102,12 @@ code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monosp
   background: var(--crit-bg); color: var(--crit-text);
 }
 .failure strong { font-weight: 650; }
+.credential { margin: -0.4rem 0 0.8rem; color: var(--muted); }
+.credential.soon { color: var(--warn-text); }
+.credential.expired {
+  padding: 0.5rem 0.75rem; border-radius: 8px; background: var(--crit-bg);
+  color: var(--crit-text); margin-top: 0;
+}
 .failure .error { display: block; }
 .org > :last-child { margin-bottom: 0; }
 .windows {
@@ -229,6 +237,29 @@ def render_poll(state: OrgState, now: float) -> str:
     )
 
 
+def render_credential(state: OrgState, now: float) -> str:
+    """When the org's credential expires, where its source says; the expired case in red
+    (nothing is sent with it) and the last half hour in amber, as the alert counts."""
+    credential = state.target.credential
+    expires_at = credential.expires_at
+    if expires_at is None:
+        return ""
+    what = "Token" if credential.spec.presented == "bearer" else "Session key"
+    source = escape(credential.spec.kind)
+    if expires_at <= now:
+        return (
+            f'<p class="credential expired" role="status"><strong>{what} expired '
+            f"{format_duration(now - expires_at)} ago</strong>: nothing is sent with it; "
+            f"waiting for its source ({source}) to bring a renewed one.</p>"
+        )
+    soon = " soon" if expires_at - now < CREDENTIAL_SOON_SECONDS else ""
+    word = " (soon)" if soon else ""
+    return (
+        f'<p class="credential{soon}">{what} expires in '
+        f"{format_duration(expires_at - now)}{word}, from {source}.</p>"
+    )
+
+
 def health(state: OrgState) -> str:
     """The org's poll health in one word, shown beside its name: `ok`, `failing`, `waiting`."""
     if state.last_result is None:
@@ -249,6 +280,7 @@ def render_org(state: OrgState, now: float) -> str:
         f'<span class="badge {status}">{status}</span>',
         f'<p class="org-meta">{meta}</p></div>',
         render_poll(state, now),
+        render_credential(state, now),
     ]
     snapshot = state.snapshot
     if snapshot is not None:

@@ -6,11 +6,12 @@ and discovered is polled once, as listed; `[poll] shard` keeps this replica's sh
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from monitor.config_source import ConfigSource
-from monitor.credentials import Credential
+from monitor.credentials import LiveCredential
 from monitor.schema import DEFAULT_USAGE_PATH, Config
 from monitor.sharding import in_shard, parse_shard
 
@@ -23,7 +24,9 @@ class OrgTarget:
     name: str
     base_url: str
     usage_path: str
-    credential: Credential = field(repr=False)
+    # Compared by identity: a reload builds new ones, and the store then takes the new
+    # target; within one config the same object serves every poll.
+    credential: LiveCredential = field(repr=False)
     origin: str = "config"  # "config", or "account <name>" for a discovered org
 
     @property
@@ -31,7 +34,8 @@ class OrgTarget:
         return self.base_url + self.usage_path.replace("{org_uuid}", self.uuid)
 
 
-def configured_targets(config: Config) -> list[OrgTarget]:
+def configured_targets(config: Config, clock: Callable[[], float] = time.time) -> list[OrgTarget]:
+    """One target per `[[orgs]]` table, each with a credential that follows its source."""
     default_path = config.upstream.usage_path
     return [
         OrgTarget(
@@ -39,7 +43,7 @@ def configured_targets(config: Config) -> list[OrgTarget]:
             name=org.label,
             base_url=org.base_url or config.upstream.base_url,
             usage_path=org.usage_path or default_path or DEFAULT_USAGE_PATH,
-            credential=org.credential(),
+            credential=org.live_credential(f"org={org.label}", clock),
         )
         for org in config.orgs
     ]
@@ -59,8 +63,9 @@ def select_targets(
 class Targets:
     """The orgs to poll now: the running config's, plus what discovery last found."""
 
-    def __init__(self, config: ConfigSource) -> None:
+    def __init__(self, config: ConfigSource, clock: Callable[[], float] = time.time) -> None:
         self._config = config
+        self._clock = clock
         self._configured: tuple[Config | None, list[OrgTarget]] = (None, [])
         self._discovered: list[OrgTarget] = []
 
@@ -70,7 +75,7 @@ class Targets:
     def configured(self) -> list[OrgTarget]:
         config = self._config.current
         if self._configured[0] is not config:  # rebuilt once per (re)loaded config
-            self._configured = (config, configured_targets(config))
+            self._configured = (config, configured_targets(config, self._clock))
         return self._configured[1]
 
     def current(self) -> list[OrgTarget]:

@@ -7,23 +7,29 @@ message that says what happened upstream and never contains the credential.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 
 from monitor.config_source import ConfigSource
-from monitor.credentials import Credential
+from monitor.credentials import Credential, LiveCredential
 from monitor.schema import UpstreamConfig
 from monitor.state import PollResult
 from monitor.targets import OrgTarget
 from monitor.usage import UsageSnapshot, parse_usage
 
+log = logging.getLogger("monitor.upstream")
+
 MAX_BODY_BYTES = 1024 * 1024
+SESSION_COOKIE = "sessionKey"
+SESSION_INVALID = "account_session_invalid"
 _NO_TIMEOUT = aiohttp.ClientTimeout()
 # A longer Retry-After (or an absurd one) is taken as this: still a long wait, but a
 # finite one the scheduler can turn into a date.
@@ -44,12 +50,15 @@ class PollError(Exception):
         *,
         status: int | None = None,
         retry_after: float | None = None,
+        credential_rejected: bool = False,
     ) -> None:
         super().__init__(message)
         self.result = result
         self.message = message
         self.status = status
         self.retry_after = retry_after
+        # 401, or claude.ai's 403 `account_session_invalid`: worth re-reading the source.
+        self.credential_rejected = credential_rejected
 
 
 @dataclass(frozen=True)
@@ -108,7 +117,8 @@ def failure_for_status(
     else:
         result = PollResult.INVALID_RESPONSE
     wait = parse_retry_after(retry_after, now) if result is PollResult.RATE_LIMITED else None
-    return PollError(result, text, status=status, retry_after=wait)
+    rejected = status == 401 or (status == 403 and SESSION_INVALID.encode() in body)
+    return PollError(result, text, status=status, retry_after=wait, credential_rejected=rejected)
 
 
 def decode_json_object(body: bytes, content_type: str) -> dict[str, Any]:
@@ -163,8 +173,15 @@ class UpstreamClient:
     async def open(self) -> None:
         # The pool's size is fixed here: `max_connections` is a restart-only setting.
         connector = aiohttp.TCPConnector(limit=self.config.max_connections)
-        # trust_env=False: a stray HTTP(S)_PROXY must not reroute credentials.
-        self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            # A stray HTTP(S)_PROXY must not reroute credentials.
+            trust_env=False,
+            # No cookie jar: the session is shared by every caller of the proxy and by the
+            # polls, and a jar would send one caller's cookies (a rotated sessionKey, a
+            # Cloudflare cookie) with every other caller's requests to the same host.
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
 
     async def close(self) -> None:
         if self._session is not None:
@@ -199,8 +216,24 @@ class UpstreamClient:
             **credential.headers(),
         }
 
-    async def get_json(self, url: str, credential: Credential) -> dict[str, Any]:
-        secret = credential.secret.get_secret_value()
+    async def get_json(self, url: str, credential: LiveCredential) -> dict[str, Any]:
+        """GET `url` with the credential as its source has it now. A poll whose credential
+        is known to have expired is not sent; one the upstream rejects (401, or 403
+        `account_session_invalid`) is sent once more if re-reading the source brought a
+        new secret, and counts as that retry."""
+        await credential.refresh()
+        if credential.expired():
+            raise _expired(credential)
+        try:
+            return await self._get_json_once(url, credential)
+        except PollError as exc:
+            if not exc.credential_rejected or not await credential.reread():
+                raise
+        log.info("credential of %s renewed after a rejection; retrying", credential.label)
+        return await self._get_json_once(url, credential)
+
+    async def _get_json_once(self, url: str, credential: LiveCredential) -> dict[str, Any]:
+        secret = credential.current.secret.get_secret_value()
         try:
             return await self._get_json(url, credential)
         except PollError as exc:
@@ -210,14 +243,17 @@ class UpstreamClient:
                 exc.args = (exc.message,)
             raise
 
-    async def _get_json(self, url: str, credential: Credential) -> dict[str, Any]:
+    async def _get_json(self, url: str, credential: LiveCredential) -> dict[str, Any]:
         try:
             async with self.session.get(
                 url,
-                headers=self._headers(credential),
+                headers=self._headers(credential.current),
                 timeout=self.timeout,
                 allow_redirects=False,
             ) as response:
+                rotated = response.cookies.get(SESSION_COOKIE)
+                if rotated is not None and rotated.value:
+                    credential.rotate(rotated.value)
                 body = await _read_limited(response)
                 content_type = response.headers.get("Content-Type", "").lower()
                 if response.status != 200:
@@ -239,7 +275,7 @@ class UpstreamClient:
     async def fetch_usage(self, target: OrgTarget) -> UsageSnapshot:
         return parse_usage(await self.get_json(target.usage_url, target.credential))
 
-    async def fetch_bootstrap(self, url: str, credential: Credential) -> list[DiscoveredOrg]:
+    async def fetch_bootstrap(self, url: str, credential: LiveCredential) -> list[DiscoveredOrg]:
         return parse_bootstrap(await self.get_json(url, credential))
 
 
@@ -257,6 +293,16 @@ async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
             raise PollError(PollResult.INVALID_RESPONSE, "body is over the 1 MiB limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _expired(credential: LiveCredential) -> PollError:
+    expires_at = credential.expires_at or 0.0
+    stamp = datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return PollError(
+        PollResult.CREDENTIAL_EXPIRED,
+        f"not sent: the credential ({credential.spec.describe()}) expired at {stamp} and "
+        "its source has no newer one yet",
+    )
 
 
 def _redact(text: str, secret: str) -> str:

@@ -4,6 +4,7 @@ a test-driven clock and scheduler, and factories that tear down what they build.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -13,12 +14,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.app import Parts, create_app, wire
 from monitor.schema import Config
-from monitor.simulator import simulator_app
+from monitor.simulator import ISSUED_TOKEN_PREFIX, simulator_app
 from tests.support.clock import FakeClock
 from tests.support.jobs import ManualJobs
 from tests.support.upstream import ALL_TEST_SECRETS, Upstream, standard_simulator
 
 Client = TestClient[web.Request, web.Application]
+ISSUED_TOKEN = re.compile(re.escape(ISSUED_TOKEN_PREFIX) + "[0-9a-f]{8,}")
 MakeClient = Callable[..., Awaitable[Client]]
 MakeServer = Callable[..., Awaitable[TestServer]]
 
@@ -30,6 +32,7 @@ def _no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     yield
     text = caplog.text + "\n".join(str(record.__dict__) for record in caplog.records)
     leaked = [secret for secret in ALL_TEST_SECRETS if secret in text]
+    leaked += ISSUED_TOKEN.findall(text)  # any token the simulator issued
     assert not leaked, f"a test credential reached the logs: {len(leaked)} of them"
 
 

@@ -218,7 +218,7 @@ def test_secrets_resolve_stripped_from_a_variable_or_a_file(tmp_path: Path) -> N
         environ={"PADDED": f"\t{SECRET}\n"},
         base_dir=tmp_path,
     )
-    bearer, session = (o.credential() for o in config.orgs)
+    bearer, session = (o.live_credential("test").current for o in config.orgs)
     assert bearer.headers() == {"Authorization": f"Bearer {SECRET}"}
     assert session.headers() == {"Cookie": f"sessionKey={SESSION}"}
     assert session.source == f"file {tmp_path / 'secret'}"
@@ -231,7 +231,8 @@ def test_a_relative_token_file_is_relative_to_the_config_file(tmp_path: Path) ->
     path = tmp_path / "conf" / "config.toml"
     path.write_text(f'[[orgs]]\nuuid = "{UUID_1}"\ntoken_file = "acme.token"\n')
     config = load_config(path, environ={})
-    assert config.orgs[0].credential().headers()["Authorization"] == f"Bearer {SECRET}"
+    credential = config.orgs[0].live_credential("test").current
+    assert credential.headers()["Authorization"] == f"Bearer {SECRET}"
 
 
 def test_a_world_readable_secret_file_is_warned_about(tmp_path: Path) -> None:
@@ -253,7 +254,7 @@ def test_secrets_never_show_in_repr_str_or_dumps() -> None:
         },
         environ=ENV,
     )
-    credential = config.orgs[0].credential()
+    credential = config.orgs[0].live_credential("org=acme").current
     renderings = [
         repr(config),
         str(config),
@@ -269,7 +270,7 @@ def test_secrets_never_show_in_repr_str_or_dumps() -> None:
         for secret in (SECRET, SESSION, "other-secret-1"):
             assert secret not in text
     assert credential.masked() == f"bearer ******** ({len(SECRET)} chars, from $TOKEN_ONE)"
-    assert config.model_dump()["orgs"][0]["token_env"] == "$TOKEN_ONE"
+    assert config.model_dump()["orgs"][0]["token_env"] == "TOKEN_ONE"  # the name, not the value
 
 
 def test_a_secret_pasted_where_a_variable_name_belongs_is_not_echoed() -> None:
@@ -338,7 +339,8 @@ def test_check_config_prints_resolved_orgs_with_secrets_masked(
     assert main(["check-config", "--config", str(path)]) == 0
     out, err = capsys.readouterr()
     assert f"{path}: OK" in out
-    assert f"acme  {UUID_1}  bearer ******** ({len(SECRET)} chars, from $TOKEN_ONE)" in out
+    masked = f"bearer ******** ({len(SECRET)} chars, env $TOKEN_ONE; no known expiry)"
+    assert f"acme  {UUID_1}  {masked}" in out
     assert f"https://api.anthropic.com/api/organizations/{UUID_1}/usage" in out
     assert f"{UUID_2}  {UUID_2}  session ********" in out
     assert f"https://claude.ai/api/organizations/{UUID_2}/usage" in out

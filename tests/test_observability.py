@@ -56,6 +56,8 @@ SPEC_METRICS = frozenset(
         "claude_proxy_requests_total",
         "claude_proxy_request_duration_seconds",
         "claude_monitor_build_info",
+        "claude_usage_credential_expires_timestamp_seconds",
+        "claude_usage_credential_reloads_total",
     }
 )
 SPEC_HISTOGRAMS = frozenset({"claude_proxy_request_duration_seconds"})
@@ -326,6 +328,7 @@ EXPECTED_ALERTS = {
     "ClaudeUsageWindowExhaustionPredicted": "warning",
     "ClaudeUsageExtraCreditsHigh": "warning",
     "ClaudeUsageCredentialRejected": "critical",
+    "ClaudeUsageCredentialExpiringSoon": "warning",
     "ClaudeUsageRateLimited": "warning",
     "ClaudeUsageDataStale": "warning",
     "ClaudeUsageMonitorDown": "critical",
@@ -371,13 +374,18 @@ def test_alert_annotations_name_the_org_and_window() -> None:
             assert "$labels.org" in text, f"{r['alert']} does not name the org"
         if "Window" in r["alert"]:
             assert "$labels.window" in text, f"{r['alert']} does not name the window"
-    assert (
-        "Refresh the token" in rule("ClaudeUsageCredentialRejected")["annotations"]["description"]
-    )
+    rejected = rule("ClaudeUsageCredentialRejected")["annotations"]["description"]
+    assert "Renew it where config.toml says it comes from" in rejected
+    expiring = rule("ClaudeUsageCredentialExpiringSoon")["annotations"]
+    assert "$labels.account" in expiring["summary"] + expiring["description"]
 
 
 def test_credential_and_monitor_alerts_select_the_right_series() -> None:
-    assert 'result=~"unauthorized|forbidden"' in rule("ClaudeUsageCredentialRejected")["expr"]
+    rejected = 'result=~"unauthorized|forbidden|credential_expired"'
+    assert rejected in rule("ClaudeUsageCredentialRejected")["expr"]
+    assert rule("ClaudeUsageCredentialExpiringSoon")["expr"].strip() == (
+        "claude_usage_credential_expires_timestamp_seconds - time() < 1800"
+    )
     assert 'result="rate_limited"' in rule("ClaudeUsageRateLimited")["expr"]
     assert rule("ClaudeUsageMonitorDown")["expr"].strip() == f'up{{job="{JOB}"}} == 0'
     assert rule("ClaudeUsageMonitorAbsent")["expr"].strip() == f'absent(up{{job="{JOB}"}})'
@@ -634,9 +642,13 @@ def test_dashboard_covers_usage_polls_and_proxy() -> None:
 
 
 def test_org_level_queries_filter_on_the_org_variable() -> None:
+    """Every query of per-org series follows $org; the discovery accounts' credential
+    series (selected by `account`) have no org to filter on."""
     selector = re.compile(r"(claude_usage_\w+)(\{[^}]*\})?")
     for where, expr in dashboard_expressions():
         for name, matchers in selector.findall(expr):
+            if 'account!=""' in matchers:
+                continue
             assert 'org=~"$org"' in matchers, f"{where}: {name} ignores $org"
 
 

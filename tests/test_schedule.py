@@ -18,7 +18,12 @@ from monitor.usage import ExtraUsage, UsageSnapshot, UsageWindow
 
 NOW = 1_800_000_000.0
 POLICY = PollPolicy(interval=60.0, max_interval=300.0)
-FAILURES = [r for r in PollResult if r not in (PollResult.SUCCESS, PollResult.RATE_LIMITED)]
+# Results that back off from the interval (a rate limit and an expired credential do not).
+FAILURES = [
+    r
+    for r in PollResult
+    if r not in (PollResult.SUCCESS, PollResult.RATE_LIMITED, PollResult.CREDENTIAL_EXPIRED)
+]
 
 
 def success(previous: float | None, *, changed: bool, resets: tuple[float, ...] = ()) -> float:
@@ -163,3 +168,8 @@ def test_usage_changed() -> None:
     assert usage_changed(snap(1.0), snap(2.0))
     assert usage_changed(snap(1.0), snap(None))
     assert usage_changed(snap(1.0, used=10.0), snap(1.0, used=11.0))
+
+
+def test_an_expired_credential_is_looked_at_again_after_the_interval() -> None:
+    for failures in (1, 5, 30):
+        assert failure(PollResult.CREDENTIAL_EXPIRED, failures) == POLICY.interval

@@ -76,10 +76,12 @@ def _write_config(path: Path, base_url: str, port: int, grace: float) -> None:
 
 
 def _refused(port: int) -> bool:
+    """True if a new connection is not served: refused, or accepted by the kernel's backlog
+    just before the listening socket closed and then reset."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return False
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
 
 

@@ -10,16 +10,15 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from pydantic import SecretStr
 
 from monitor.app import create_app
-from monitor.credentials import Credential
 from monitor.schema import Config
 from monitor.simulator import Fault
 from monitor.state import OrgState, PollResult, UsageStore
 from monitor.status import PROXY_ROUTES, render_status
 from monitor.targets import OrgTarget
 from monitor.usage import ExtraUsage, UsageSnapshot, UsageWindow, parse_usage
+from tests.support.credentials import env_credential
 from tests.support.upstream import ORG_A, ORG_B, ORG_C, Upstream, make_config
 
 NOW = 1_800_000_000.0
@@ -84,7 +83,7 @@ def org_state(
         name=name,
         base_url="http://127.0.0.1:9",
         usage_path="/api/organizations/{org_uuid}/usage",
-        credential=Credential("bearer", SecretStr("not-a-real-token"), "test"),
+        credential=env_credential(),
     )
     state = OrgState(target)
     if result is not None:

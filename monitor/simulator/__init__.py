@@ -4,17 +4,19 @@ Build a `Simulator`, add orgs and accounts, then serve `simulator_app(sim)` with
 """
 
 from monitor.simulator.app import simulator_app
-from monitor.simulator.demo import DemoCredentials, DemoOrg, demo_simulator
+from monitor.simulator.demo import DemoCredentials, DemoOrg, RenewedOrg, demo_simulator
 from monitor.simulator.errors import ApiError
 from monitor.simulator.faults import CLOUDFLARE_HTML, GLOBAL, Fault, FaultError
-from monitor.simulator.model import SimAccount, SimOrg, SimProject
+from monitor.simulator.model import IssuedToken, SimAccount, SimOrg, SimProject
+from monitor.simulator.renewer import renew_forever, renew_once, write_claude_credentials
 from monitor.simulator.shapes import SHAPES, Shape
-from monitor.simulator.simulator import RecordedRequest, Simulator
+from monitor.simulator.simulator import ISSUED_TOKEN_PREFIX, RecordedRequest, Simulator
 from monitor.simulator.windows import ExtraSpec, WindowSpec
 
 __all__ = [
     "CLOUDFLARE_HTML",
     "GLOBAL",
+    "ISSUED_TOKEN_PREFIX",
     "SHAPES",
     "ApiError",
     "DemoCredentials",
@@ -22,7 +24,9 @@ __all__ = [
     "ExtraSpec",
     "Fault",
     "FaultError",
+    "IssuedToken",
     "RecordedRequest",
+    "RenewedOrg",
     "Shape",
     "SimAccount",
     "SimOrg",
@@ -30,5 +34,8 @@ __all__ = [
     "Simulator",
     "WindowSpec",
     "demo_simulator",
+    "renew_forever",
+    "renew_once",
     "simulator_app",
+    "write_claude_credentials",
 ]

@@ -21,7 +21,6 @@ from monitor.simulator.model import (
     SimOrg,
     SimProject,
     account_json,
-    authenticate,
     docs_json,
     files_json,
     memory_json,
@@ -143,7 +142,7 @@ async def upstream_middleware(request: web.Request, handler: Handler) -> web.Str
 
 def _org_for(request: web.Request) -> SimOrg | ApiError:
     sim = request.app[SIMULATOR_KEY]
-    account = authenticate(request.headers, sim.accounts.values())
+    account = sim.authenticate(request.headers)
     if isinstance(account, ApiError):
         return account
     return sim.resolve_org(request.match_info["org_uuid"], account)
@@ -213,7 +212,7 @@ async def web_fetch(request: web.Request) -> web.Response:
 
 async def organizations(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR_KEY]
-    account = authenticate(request.headers, sim.accounts.values())
+    account = sim.authenticate(request.headers)
     if isinstance(account, ApiError):
         return error_answer(account)
     return json_answer(organizations_json(sim.member_orgs(account)))
@@ -221,7 +220,7 @@ async def organizations(request: web.Request) -> web.Response:
 
 async def account(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR_KEY]
-    found = authenticate(request.headers, sim.accounts.values())
+    found = sim.authenticate(request.headers)
     if isinstance(found, ApiError):
         return error_answer(found)
     return json_answer(account_json(found, sim.member_orgs(found)))
@@ -229,7 +228,7 @@ async def account(request: web.Request) -> web.Response:
 
 async def bootstrap(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR_KEY]
-    found = authenticate(request.headers, sim.accounts.values())
+    found = sim.authenticate(request.headers)
     if isinstance(found, ApiError):
         return error_answer(found)
     return json_answer({"account": account_json(found, sim.member_orgs(found))})

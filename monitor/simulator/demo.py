@@ -36,6 +36,7 @@ class DemoCredentials:
     orgs: tuple[DemoOrg, ...]
     account_token: str
     discovered_org_uuids: tuple[str, ...]
+    renewed: RenewedOrg
 
     def token_for(self, name: str) -> str:
         return next(org.token for org in self.orgs if org.name == name)
@@ -59,12 +60,27 @@ SOYLENT = DemoOrg(
     "soylent", "7d5b3e91-0c2a-4f67-b8d4-1e9a6c3f5b27", "team", "seed", "sim-token-soylent"
 )
 UMBRELLA_UUID = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
+
+
+@dataclass(frozen=True)
+class RenewedOrg:
+    """An org whose only credentials are short-lived tokens from `Simulator.issue_token`,
+    as a Claude Code OAuth token is: the demo keeps renewing one in a credentials file."""
+
+    name: str
+    uuid: str
+    account_uuid: str
+
+
+WAYNE = RenewedOrg(
+    "wayne", "c7e4a1d9-3f62-4b85-9e07-2d8b6a1f4c30", "e9b1c5a3-7d24-4f68-b0c2-5a8e1d3f7b46"
+)
 # Made-up credentials the simulator alone accepts; nothing secret about them.
 ACCOUNT_TOKEN = "sim-token-account"  # noqa: S105
 
 
 def demo_simulator(clock: Clock = time.time) -> tuple[Simulator, DemoCredentials]:
-    """A simulator with five configured orgs and one discovered one.
+    """A simulator with six configured orgs and one discovered one.
 
     - acme (team, seed shape): `claude_code` fills to 85% and resets every 5 minutes;
       `projects` every 15 minutes; extra usage slowly spends toward 50.00 USD.
@@ -77,6 +93,8 @@ def demo_simulator(clock: Clock = time.time) -> tuple[Simulator, DemoCredentials
     - soylent (team): permanently rate limited, 429 with `retry-after: 0`.
     - umbrella (pro, managed_seat, every window null): only in `account_token`'s
       memberships, together with acme, for discovery.
+    - wayne (max, oauth_2025): reachable only with tokens the simulator issues, which
+      expire; the demo renews one in a credentials file every minute.
 
     Periods are minutes instead of hours so a watcher sees climbs and resets live.
     """
@@ -118,6 +136,8 @@ def demo_simulator(clock: Clock = time.time) -> tuple[Simulator, DemoCredentials
     sim.add_org(HOOLI.uuid, HOOLI.name, plan=HOOLI.plan, shape=HOOLI.shape)
     sim.add_org(SOYLENT.uuid, SOYLENT.name, plan=SOYLENT.plan, shape=SOYLENT.shape)
     sim.add_org(UMBRELLA_UUID, "umbrella", plan="pro", shape="managed_seat")
+    sim.add_org(WAYNE.uuid, WAYNE.name, plan="max", shape="oauth_2025")
+    sim.add_account(org_uuids=[WAYNE.uuid], uuid=WAYNE.account_uuid, issued_tokens_only=True)
 
     for org in (ACME, GLOBEX, INITECH, SOYLENT):
         sim.add_account(token=org.token, org_uuids=[org.uuid])
@@ -129,5 +149,6 @@ def demo_simulator(clock: Clock = time.time) -> tuple[Simulator, DemoCredentials
         orgs=(ACME, GLOBEX, INITECH, HOOLI, SOYLENT),
         account_token=ACCOUNT_TOKEN,
         discovered_org_uuids=(ACME.uuid, UMBRELLA_UUID),
+        renewed=WAYNE,
     )
     return sim, credentials

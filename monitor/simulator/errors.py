@@ -32,8 +32,11 @@ def default_error(status: int) -> tuple[str, str]:
     return "invalid_request_error", "Request failed"
 
 
-def error_body(error_type: str, message: str) -> bytes:
-    return json.dumps({"type": "error", "error": {"type": error_type, "message": message}}).encode()
+def error_body(error_type: str, message: str, code: str | None = None) -> bytes:
+    error: dict[str, object] = {"type": error_type, "message": message}
+    if code is not None:  # as claude.ai's `account_session_invalid`
+        error["details"] = {"error_visibility": "user_facing", "error_code": code}
+    return json.dumps({"type": "error", "error": error}).encode()
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class ApiError:
     type: str
     message: str
     headers: Mapping[str, str] = field(default_factory=dict)
+    code: str | None = None  # `details.error_code`, when the upstream gives one
 
     @classmethod
     def for_status(
@@ -51,4 +55,4 @@ class ApiError:
         return cls(status, error_type, message or default_message, dict(headers or {}))
 
     def body(self) -> bytes:
-        return error_body(self.type, self.message)
+        return error_body(self.type, self.message, self.code)

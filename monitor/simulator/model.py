@@ -279,15 +279,42 @@ def read_credential(headers: Mapping[str, str]) -> Credential | ApiError:
 
 
 def _session_invalid() -> ApiError:
-    return ApiError(403, "permission_error", "account_session_invalid")
+    return ApiError(
+        403, "permission_error", "account_session_invalid", code="account_session_invalid"
+    )
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A bearer token issued for an account that stops working at `expires_at`, as an
+    OAuth access token does."""
+
+    token: str = field(repr=False)
+    account_uuid: str
+    expires_at: float
+
+
+def token_expired() -> ApiError:
+    return ApiError(401, "authentication_error", "OAuth token has expired.", code="token_expired")
 
 
 def authenticate(
-    headers: Mapping[str, str], accounts: Iterable[SimAccount]
+    headers: Mapping[str, str],
+    accounts: Iterable[SimAccount],
+    issued: Mapping[str, IssuedToken] | None = None,
+    now: float = 0.0,
 ) -> SimAccount | ApiError:
+    """The account a request's credential belongs to (its static token or session key,
+    or a token issued for it that has not expired at `now`), or the upstream's refusal."""
     credential = read_credential(headers)
     if isinstance(credential, ApiError):
         return credential
+    token = (issued or {}).get(credential.value) if credential.kind == "bearer" else None
+    owner = (
+        None if token is None else next((a for a in accounts if a.uuid == token.account_uuid), None)
+    )
+    if token is not None and owner is not None:
+        return token_expired() if token.expires_at <= now else owner
     for account in accounts:
         if credential.kind == "bearer" and account.token == credential.value:
             if account.expired:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -12,9 +13,11 @@ from monitor.simulator.errors import ApiError
 from monitor.simulator.faults import GLOBAL, Fault, FaultTable
 from monitor.simulator.model import (
     PLAN_CAPABILITIES,
+    IssuedToken,
     SimAccount,
     SimOrg,
     SimProject,
+    authenticate,
     default_projects,
     stable_uuid,
 )
@@ -37,6 +40,8 @@ from monitor.simulator.windows import (
 )
 
 Clock = Callable[[], float]
+# Every token the simulator issues starts so, so tests can scan logs for any of them.
+ISSUED_TOKEN_PREFIX = "sim-issued-"  # noqa: S105 - a prefix, not a secret
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class Simulator:
         self.orgs: dict[str, SimOrg] = {}
         self.accounts: dict[str, SimAccount] = {}
         self.faults = FaultTable()
+        self.issued: dict[str, IssuedToken] = {}
         self.requests: deque[RecordedRequest] = deque(maxlen=max_requests)
 
     # Orgs and usage
@@ -175,10 +181,12 @@ class Simulator:
         session_key: str | None = None,
         expired: bool = False,
         uuid: str | None = None,
+        issued_tokens_only: bool = False,
     ) -> str:
-        """Register a credential (bearer token and/or sessionKey) for these orgs."""
-        if not token and not session_key:
-            raise ValueError("an account needs a token or a session_key")
+        """Register a credential (bearer token and/or sessionKey) for these orgs, or, with
+        `issued_tokens_only`, an account reached only with tokens from `issue_token`."""
+        if not token and not session_key and not issued_tokens_only:
+            raise ValueError("an account needs a token or a session_key (or issued tokens)")
         members = tuple(org_uuids)
         account_uuid = uuid or stable_uuid("account", token or "", session_key or "", *members)
         self.accounts[account_uuid] = SimAccount(
@@ -189,6 +197,21 @@ class Simulator:
             expired=expired,
         )
         return account_uuid
+
+    def issue_token(self, account_uuid: str, lifetime: float) -> IssuedToken:
+        """A new bearer token for the account, valid for `lifetime` seconds from now (then
+        401 `token_expired`); tokens issued before keep working until their own expiry."""
+        if account_uuid not in self.accounts:
+            raise KeyError(f"unknown account {account_uuid}")
+        issued = IssuedToken(
+            f"{ISSUED_TOKEN_PREFIX}{secrets.token_hex(16)}", account_uuid, self.clock() + lifetime
+        )
+        self.issued[issued.token] = issued
+        return issued
+
+    def authenticate(self, headers: Mapping[str, str]) -> SimAccount | ApiError:
+        """The account a request's credential belongs to, or the upstream's refusal."""
+        return authenticate(headers, self.accounts.values(), self.issued, self.clock())
 
     def member_orgs(self, account: SimAccount) -> list[SimOrg]:
         return [self.orgs[uuid] for uuid in account.org_uuids if uuid in self.orgs]

@@ -24,8 +24,11 @@ ORG_C = "3c9e1f52-8a47-4d6b-b1e0-7f2a9c4d5e63"
 TOKEN_A = "test-token-a-0123456789abcdef"
 TOKEN_B = "test-token-b-0123456789abcdef"
 TOKEN_C = "test-token-c-0123456789abcdef"
-# Every secret a test hands out, so tests can assert none of them leaks anywhere.
-ALL_TEST_SECRETS = (TOKEN_A, TOKEN_B, TOKEN_C)
+# A secret the credential tests read from files and commands.
+ROTATING_TOKEN = "test-rotating-token-0123456789abcdef"
+# Every secret a test hands out, so tests can assert none of them leaks anywhere (the
+# tokens the simulator issues are found by their prefix).
+ALL_TEST_SECRETS = (TOKEN_A, TOKEN_B, TOKEN_C, ROTATING_TOKEN)
 # The per-org usage series of the README's metrics table, in the order monitor renders them.
 USAGE_SERIES = (
     "claude_usage_utilization_ratio",
