@@ -1,4 +1,5 @@
-"""`monitor run | check-config | usage | demo`; `python -m monitor` is the same program."""
+"""`monitor run | check-config | usage | demo | healthcheck`; `python -m monitor` is the same
+program."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from monitor import __version__
 from monitor.app import create_app, reload_config
 from monitor.config import Config, ConfigError, apply_overrides, config_path, load_config
 from monitor.daemon import Listener, ListenError, serve
+from monitor.healthcheck import healthcheck
 from monitor.logs import configure_logging
 from monitor.report import print_config, usage_report, usage_table
 
@@ -61,6 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=4001,
         help="port of the simulated upstream (default 4001; 0 picks a free one)",
     )
+    health = commands.add_parser(
+        "healthcheck",
+        parents=[common, listen],
+        help="exit 0 if the daemon answers /healthz as monitor, else 1 (for health checks)",
+    )
+    health.add_argument(
+        "--pid",
+        type=int,
+        help="read --config, --host and --port from the command line of this daemon process",
+    )
+    health.add_argument(
+        "--timeout", type=float, default=3.0, help="seconds to wait for an answer (default 3)"
+    )
     return parser
 
 
@@ -82,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_config(args)
         if args.command == "usage":
             return asyncio.run(poll_once(args))
+        if args.command == "healthcheck":
+            return healthcheck(args)
         if args.command == "demo":
             from monitor.demo import run_demo  # the simulator is only loaded for the demo
 
