@@ -1,28 +1,37 @@
-"""How monitor is deployed, read as files: the Dockerfile, requirements.lock, and the
-health check that the Dockerfile and docker-compose.yml share.
+"""How monitor is deployed, read as files: the Dockerfile, requirements.lock, the health
+check that the Dockerfile and docker-compose.yml share, and the systemd unit (checked by
+`systemd-analyze` where it is installed).
 
-tests/test_healthcheck.py runs `monitor healthcheck` against live servers.
+tests/test_docker.py builds and runs the image for real; tests/test_healthcheck.py runs
+`monitor healthcheck` against live servers.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.conftest import require_tool
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 LOCK = REPO / "requirements.lock"
+UNIT = REPO / "deploy" / "systemd" / "claude-monitor.service"
 HEALTHCHECK = ["monitor", "healthcheck", "--pid", "1"]
 ALL_INTERFACES = "0.0.0.0"
+SYSTEMD_HINT = "apt-get install systemd"
 
 
 @cache
@@ -150,3 +159,93 @@ def test_the_lock_is_refreshed_by_the_documented_command() -> None:
     assert header.startswith("uv pip compile pyproject.toml --group build")
     assert "--generate-hashes" in header
     assert "--universal" in header  # one lock for every Python the image may have
+
+
+# -- systemd -------------------------------------------------------------------------------
+
+
+def unit_settings() -> list[tuple[str, str]]:
+    return [
+        (key.strip(), value.strip())
+        for key, _, value in (
+            line.partition("=")
+            for line in UNIT.read_text(encoding="utf-8").splitlines()
+            if "=" in line and not line.startswith("#")
+        )
+    ]
+
+
+def test_the_unit_is_hardened_and_reloads_with_sighup() -> None:
+    settings = dict(unit_settings())
+    expected = {
+        "DynamicUser": "yes",
+        "ProtectSystem": "strict",
+        "NoNewPrivileges": "yes",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "ProtectKernelTunables": "yes",
+        "ProtectKernelModules": "yes",
+        "ProtectKernelLogs": "yes",
+        "ProtectControlGroups": "yes",
+        "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+        "SystemCallFilter": "@system-service",
+        "CapabilityBoundingSet": "",
+        "MemoryDenyWriteExecute": "yes",
+        "LockPersonality": "yes",
+        "RestrictNamespaces": "yes",
+        "ExecReload": "/bin/kill -HUP $MAINPID",
+    }
+    assert {key: settings.get(key) for key in expected} == expected
+    assert settings["ExecStart"].startswith("/opt/claude-monitor/bin/monitor run --config /")
+
+
+def test_the_unit_loads_the_token_files_as_credentials() -> None:
+    settings = dict(unit_settings())
+    name, _, folder = settings["LoadCredential"].partition(":")
+    assert (name, folder) == ("secret", "/etc/claude-monitor/credentials")
+    # The path config.toml's token_file is told to use.
+    text = UNIT.read_text(encoding="utf-8")
+    assert 'token_file = "/run/credentials/claude-monitor.service/secret_acme"' in text
+
+
+def unit_with_a_real_executable(tmp_path: Path) -> Path:
+    """The unit with ExecStart pointed at this environment's `monitor`: `verify` checks
+    that the program exists, and /opt/claude-monitor is not installed here."""
+    monitor = Path(sys.executable).with_name("monitor")
+    assert monitor.exists(), f"{monitor}: install the package (pip install -e .)"
+    path = tmp_path / UNIT.name
+    text = UNIT.read_text(encoding="utf-8")
+    path.write_text(text.replace("/opt/claude-monitor/bin/monitor", str(monitor)))
+    return path
+
+
+@pytest.mark.tool
+def test_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze = require_tool("systemd-analyze", SYSTEMD_HINT)
+    unit = unit_with_a_real_executable(tmp_path)
+    result = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    # Unknown keys and bad values are only warnings, naming the file.
+    assert unit.name not in output, output
+
+
+@pytest.mark.tool
+def test_systemd_analyze_security_rates_the_unit_ok(tmp_path: Path) -> None:
+    analyze = require_tool("systemd-analyze", SYSTEMD_HINT)
+    unit = unit_with_a_real_executable(tmp_path)
+    result = subprocess.run(
+        [analyze, "security", "--offline=true", "--threshold=20", str(unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+) (\w+)", result.stdout)
+    assert found, result.stdout[-500:]
+    assert float(found[1]) <= 2.0
+    assert found[2] in {"OK", "SAFE"}
