@@ -152,13 +152,15 @@ def test_the_lock_pins_every_dependency_and_the_build_backend_with_hashes() -> N
 
 
 def test_the_lock_is_refreshed_by_the_documented_command() -> None:
-    """The build backend enters the lock through a dependency group equal to it."""
+    """The build backend enters the lock through a dependency group equal to it, and the
+    command in the lock's header is the one the README gives."""
     project = pyproject()
     assert project["dependency-groups"]["build"] == project["build-system"]["requires"]
     header = LOCK.read_text(encoding="utf-8").splitlines()[1].lstrip("# ").strip()
     assert header.startswith("uv pip compile pyproject.toml --group build")
     assert "--generate-hashes" in header
     assert "--universal" in header  # one lock for every Python the image may have
+    assert f"{header}\n" in (REPO / "README.md").read_text(encoding="utf-8")
 
 
 # -- systemd -------------------------------------------------------------------------------
