@@ -6,8 +6,8 @@
 # docker-compose.yml builds and runs this image with Prometheus, Alertmanager
 # and Grafana.
 
-# Pinned base image (python 3.12 on Debian bookworm, slim). Any image whose `python`
-# and `pip` come first on PATH will do: the tests build on a local Debian one.
+# Pinned base image (python 3.12 on Debian bookworm, slim). Any Debian-like image whose
+# `python` and `pip` come first on PATH will do: the tests build on a local Debian one.
 ARG BASE_IMAGE=python:3.12.11-slim-bookworm
 FROM ${BASE_IMAGE}
 
