@@ -1,4 +1,5 @@
-"""`monitor run | check-config | usage | demo`; `python -m monitor` is the same program."""
+"""`monitor run | check-config | usage | demo | healthcheck`; `python -m monitor` is the same
+program."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from pathlib import Path
 
 from monitor import __version__
 from monitor.app import Reloads, create_app, wire
+from monitor.arguments import build_parser
 from monitor.config import ConfigError, apply_overrides, config_path, load_config
 from monitor.daemon import Listener, ListenError, serve
 from monitor.demo import run_demo
+from monitor.healthcheck import healthcheck
 from monitor.logs import configure_logging
 from monitor.report import print_config, usage_report, usage_table
 from monitor.schema import Config
@@ -25,58 +28,6 @@ log = logging.getLogger("monitor")
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config",
-        metavar="PATH",
-        help="config file (default: $MONITOR_CONFIG, else ./config.toml)",
-    )
-    common.add_argument("--log-format", choices=["text", "json"], default="text")
-    common.add_argument("--log-level", default="INFO", type=str.upper)
-    listen = argparse.ArgumentParser(add_help=False)
-    listen.add_argument("--host", help="address to listen on (overrides [server].host)")
-    listen.add_argument("--port", type=_port, help="port to listen on (overrides [server].port)")
-
-    parser = argparse.ArgumentParser(
-        prog="monitor",
-        description="Claude organization usage as Prometheus metrics, and a local proxy.",
-    )
-    parser.add_argument("--version", action="version", version=f"monitor {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = commands.add_parser(
-        "run", parents=[common, listen], help="run the daemon (exporter and proxy)"
-    )
-    run.add_argument("--shard", metavar="I/N", help="poll only shard I of N (overrides [poll])")
-    commands.add_parser(
-        "check-config",
-        parents=[common],
-        help="validate the config and print the resolved orgs, secrets masked",
-    )
-    usage = commands.add_parser("usage", parents=[common], help="poll every org once and print")
-    usage.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    demo = commands.add_parser(
-        "demo", parents=[common, listen], help="run the daemon against a built-in simulator"
-    )
-    demo.add_argument(
-        "--simulator-port",
-        type=_port,
-        default=4001,
-        help="port of the simulated upstream (default 4001; 0 picks a free one)",
-    )
-    return parser
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} is out of range 0-65535")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_format, args.log_level)
@@ -85,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check_config(args)
         if args.command == "usage":
             return asyncio.run(poll_once(args))
+        if args.command == "healthcheck":
+            return healthcheck(args)
         if args.command == "demo":
             return asyncio.run(run_demo(args))
         return asyncio.run(run_daemon(args))

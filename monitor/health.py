@@ -9,10 +9,14 @@ from aiohttp import web
 
 from monitor.state import UsageStore
 
+# What `/healthz` answers; `monitor healthcheck` checks for exactly this, so another
+# service answering on the port cannot pass for monitor.
+HEALTHY = {"status": "ok", "service": "claude-monitor"}
+
 
 async def healthz(request: web.Request) -> web.Response:
     """200 while the process serves."""
-    return web.json_response({"status": "ok"})
+    return web.json_response(HEALTHY)
 
 
 async def openapi_document(request: web.Request) -> web.Response:

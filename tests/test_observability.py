@@ -1,5 +1,5 @@
 """The observability pack: alert rules, Prometheus/Alertmanager configs, the Grafana
-dashboard and provisioning, the Dockerfile and docker-compose.yml.
+dashboard and provisioning, and docker-compose.yml (the Dockerfile: tests/test_deploy.py).
 
 Real tools check what they can (`promtool`, `amtool`, `docker-compose`). A test that
 needs a missing tool is skipped, unless MONITOR_REQUIRE_TOOLS=1 (as in CI), where it
@@ -16,11 +16,8 @@ import json
 import re
 import shutil
 import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from functools import cache
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +38,6 @@ DASHBOARD_FILE = GRAFANA_DIR / "dashboards" / "claude-usage.json"
 DATASOURCE_FILE = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDER_FILE = GRAFANA_DIR / "provisioning" / "dashboards" / "monitor.yml"
 COMPOSE_FILE = REPO / "docker-compose.yml"
-DOCKERFILE = REPO / "Dockerfile"
-DOCKERIGNORE = REPO / ".dockerignore"
 ALERTS_DOC = REPO / "docs" / "alerts.md"
 
 JOB = "claude-monitor"
@@ -659,94 +654,6 @@ def test_dashboard_provider_loads_the_mounted_dashboards() -> None:
     mounts = dict(parse_volume(v)[:2] for v in grafana["volumes"])
     assert mounts["./grafana/dashboards"] == provider["options"]["path"]
     assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
-
-
-# --------------------------------------------------------------------------------------
-# Dockerfile
-# --------------------------------------------------------------------------------------
-
-
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            out.append((keyword.upper(), rest.strip()))
-    return out
-
-
-def test_dockerfile() -> None:
-    instructions = dockerfile_instructions()
-    first = instructions[0]
-    assert first[0] == "FROM"
-    assert re.fullmatch(r"python:3\.12\.\d+-slim(-\w+)?", first[1]), "base image not pinned"
-    by_keyword: dict[str, list[str]] = {}
-    for keyword, rest in instructions:
-        by_keyword.setdefault(keyword, []).append(rest)
-    assert any("pip install ." in r for r in by_keyword["RUN"])
-    (user,) = by_keyword["USER"]
-    assert user.split(":")[0] not in {"root", "0"}
-    assert by_keyword["EXPOSE"] == ["4000"]
-    assert json.loads(by_keyword["ENTRYPOINT"][-1]) == ["monitor"]
-    assert json.loads(by_keyword["CMD"][-1]) == ["run", "--host", ALL_INTERFACES]
-    (healthcheck,) = by_keyword["HEALTHCHECK"]
-    assert "urllib" in healthcheck
-    assert "/healthz" in healthcheck
-
-
-def dockerfile_healthcheck_argv() -> list[str]:
-    (healthcheck,) = [r for k, r in dockerfile_instructions() if k == "HEALTHCHECK"]
-    argv = json.loads(healthcheck[healthcheck.index("CMD") + len("CMD") :].strip())
-    assert isinstance(argv, list)
-    return argv
-
-
-class _Healthz(BaseHTTPRequestHandler):
-    status = 200
-
-    def do_GET(self) -> None:
-        self.send_response(self.status if self.path == "/healthz" else 404)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
-@pytest.mark.parametrize("source", ["Dockerfile", "docker-compose.yml"])
-def test_healthcheck_probes_healthz(source: str, status: int, healthy: bool) -> None:
-    """Run the HEALTHCHECK's python against a local /healthz that answers `status`."""
-    if source == "Dockerfile":
-        argv = dockerfile_healthcheck_argv()
-    else:
-        argv = compose()["services"]["monitor"]["healthcheck"]["test"][1:]
-        assert compose()["services"]["monitor-demo"]["healthcheck"]["test"][1:] == argv
-    assert argv[:2] == ["python", "-c"]
-    handler = type("Handler", (_Healthz,), {"status": status})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        code = argv[2].replace("127.0.0.1:4000", f"127.0.0.1:{server.server_address[1]}")
-        assert code != argv[2], "the probe does not target 127.0.0.1:4000"
-        result = run([sys.executable, "-c", code])
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert (result.returncode == 0) is healthy, result.stderr
-
-
-def test_dockerignore_keeps_secrets_and_clutter_out() -> None:
-    patterns = {
-        line.strip()
-        for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    }
-    assert {".git", "config.toml", ".venv", "tests"} <= patterns
-    # What the Dockerfile copies must not be ignored.
-    assert not patterns & {"monitor", "pyproject.toml", "README.md"}
 
 
 # --------------------------------------------------------------------------------------
