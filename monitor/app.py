@@ -113,7 +113,7 @@ def create_app(
     else:
         poller.apply_targets()
 
-    exposition = UsageExposition(store, discovery.credentials)
+    exposition = UsageExposition(store, lambda: discovery.accounts)
     app.router.add_get("/metrics", metrics_handler(exposition, registry))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", Readiness(store, discovery.pending_accounts).handle)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -13,6 +14,9 @@ from aiohttp import web
 from monitor.access_log import ProxyAccessLogger
 
 log = logging.getLogger("monitor")
+
+# As aiohttp's own TCPSite: the kernel's queue of connections not yet accepted.
+LISTEN_BACKLOG = 128
 
 
 @dataclass(frozen=True)
@@ -35,15 +39,20 @@ async def serve(
     on_reload: Callable[[], object] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Start every listener in order, call `on_started` with their URLs, wait for a stop
-    signal (or `stop`), then close them in reverse order. In-flight requests get up to
-    `grace_seconds` to finish; the apps' cleanup contexts close sessions and scheduler."""
+    """Bind every listener's socket first, so a taken port ends the process before the
+    apps start (and send anything upstream); then start the apps in order, call
+    `on_started` with their URLs, wait for a stop signal (or `stop`), and close them in
+    reverse order. In-flight requests get up to `grace_seconds` to finish; the apps'
+    cleanup contexts close sessions and scheduler."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     runners: list[web.AppRunner] = []
     urls: dict[str, str] = {}
+    bound: list[list[socket.socket]] = []
     try:
         for listener in listeners:
+            bound.append(bind(listener))
+        for listener, sockets in zip(listeners, bound, strict=True):
             runner = web.AppRunner(
                 listener.app,
                 shutdown_timeout=aiohttp_shutdown_timeout(grace_seconds),
@@ -54,13 +63,8 @@ async def serve(
             )
             await runner.setup()
             runners.append(runner)
-            site = web.TCPSite(runner, listener.host, listener.port)
-            try:
-                await site.start()
-            except OSError as exc:
-                where = f"{listener.host}:{listener.port}"
-                message = f"cannot listen on {where} ({listener.name}): {exc.strerror}"
-                raise ListenError(message) from None
+            for sock in sockets:
+                await web.SockSite(runner, sock).start()
             urls[listener.name] = listening_url(runner, listener.host, listener.port)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
@@ -74,6 +78,41 @@ async def serve(
             loop.remove_signal_handler(sig)
         for runner in reversed(runners):
             await runner.cleanup()
+        for sockets in bound:  # those no site took over (a failure part-way)
+            for sock in sockets:
+                sock.close()
+
+
+def bind(listener: Listener) -> list[socket.socket]:
+    """Listening sockets on every address `host` resolves to (as aiohttp's own sites do),
+    or ListenError naming the address and why."""
+    where = f"{listener.host}:{listener.port}"
+    try:
+        addresses = socket.getaddrinfo(
+            listener.host or None,
+            listener.port,
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE,
+        )
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {where} ({listener.name}): {exc}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(addresses):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(LISTEN_BACKLOG)
+            sock.setblocking(False)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        reason = exc.strerror or str(exc)
+        raise ListenError(f"cannot listen on {where} ({listener.name}): {reason}") from None
+    return sockets
 
 
 def aiohttp_shutdown_timeout(grace_seconds: float) -> float:

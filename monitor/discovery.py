@@ -39,6 +39,7 @@ class Account:
     done_once: bool = False
     failures_in_a_row: int = 0
     results: dict[PollResult, int] = field(default_factory=lambda: dict.fromkeys(PollResult, 0))
+    dropped: int = 0  # orgs beyond [poll] max_orgs_per_account in the last answer
 
 
 def accounts_for(
@@ -100,10 +101,6 @@ class Discovery:
             for index in range(len(self.accounts)):
                 self._schedule(index, 0.0)
 
-    def credentials(self) -> list[tuple[str, LiveCredential]]:
-        """Each account's label and credential, for the `account` series of /metrics."""
-        return [(account.label, account.credential) for account in self.accounts]
-
     def pending_accounts(self) -> list[str]:
         return [a.label for a in self.accounts if not a.done_once]
 
@@ -156,6 +153,17 @@ class Discovery:
             self._failures.failed(account.label, subject, failure.result, failure.message)
             return False
         usage_path = account.config.usage_path or upstream.usage_path
+        limit = self._config.current.poll.max_orgs_per_account
+        dropped = max(0, len(found) - limit)
+        if dropped != account.dropped:  # logged once per change
+            log.warning(
+                "%s: the account has %d orgs; polling the first %d ([poll] max_orgs_per_account)",
+                subject,
+                len(found),
+                min(limit, len(found)),
+            )
+            account.dropped = dropped
+        found = found[:limit]
         account.discovered = [
             OrgTarget(
                 uuid=org.uuid,

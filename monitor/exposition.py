@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from monitor.credentials import RELOAD_RESULTS, LiveCredential
 from monitor.families import (
+    ACCOUNT_FAMILIES,
     CREDENTIAL_EXPIRES,
     CREDENTIAL_FAMILIES,
     CREDENTIAL_RELOADS,
+    DISCOVERIES,
     DURATION,
     EXTRA_ENABLED,
     EXTRA_LIMIT,
@@ -30,6 +33,7 @@ from monitor.families import (
     UP,
     USAGE_FAMILIES,
     UTILIZATION,
+    WINDOWS_DROPPED,
 )
 from monitor.state import OrgState, PollResult, UsageStore
 from monitor.usage import UsageSnapshot
@@ -77,6 +81,7 @@ def _snapshot_lines(labels: str, snapshot: UsageSnapshot | None) -> tuple[str, .
         if window.resets_at is not None:
             resets.append(f"{RESETS_AT.name}{series}{_number(window.resets_at)}\n")
     enabled = limit = used = ""
+    dropped = f"{WINDOWS_DROPPED.name}{{{labels}}} {len(snapshot.dropped)}\n"
     extra = snapshot.extra
     if extra is not None:
         if extra.is_enabled is not None:
@@ -85,7 +90,7 @@ def _snapshot_lines(labels: str, snapshot: UsageSnapshot | None) -> tuple[str, .
             limit = f"{EXTRA_LIMIT.name}{{{labels}}} {_number(extra.monthly_limit)}\n"
         if extra.used_credits is not None:
             used = f"{EXTRA_USED.name}{{{labels}}} {_number(extra.used_credits)}\n"
-    return ("".join(ratio), "".join(resets), enabled, limit, used)
+    return ("".join(ratio), "".join(resets), enabled, limit, used, dropped)
 
 
 def _health_lines(labels: str, state: OrgState) -> tuple[str, ...]:
@@ -146,19 +151,37 @@ def render_org_lines(state: OrgState, previous: RenderedOrg | None = None) -> Re
         payload
         + _health_lines(labels, state)
         + credential_lines(labels, target.credential, reloads=owned)
+        + ("",) * len(ACCOUNT_FAMILIES)  # an org has no series of its own there
     )
     version = (state.version, target.credential.version)
     return RenderedOrg(target.name, target.uuid, labels, snapshot, version, lines)
 
 
-Accounts = Callable[[], Iterable[tuple[str, LiveCredential]]]
+class Account(Protocol):
+    """What the exposition reads of a discovery account."""
+
+    label: str
+    credential: LiveCredential
+    results: dict[PollResult, int]
+
+
+def account_lines(account: Account) -> tuple[str, ...]:
+    """The `account` series of the `CREDENTIAL_FAMILIES` and `ACCOUNT_FAMILIES`."""
+    labels = f'account="{_escape(account.label)}"'
+    prefix = f"{DISCOVERIES.name}{{{labels}"
+    discoveries = "".join(
+        f"{prefix}{suffix}{account.results[result]}\n" for result, suffix in _POLL_RESULT_SUFFIXES
+    )
+    return (*credential_lines(labels, account.credential, reloads=True), discoveries)
 
 
 class UsageExposition:
-    """The usage families of every org in the store, in the Prometheus text format, and
-    the credentials of the discovery accounts (label `account`)."""
+    """The usage families of every org in the store, and the series of the discovery
+    accounts (label `account`), in the Prometheus text format or OpenMetrics."""
 
-    def __init__(self, store: UsageStore, accounts: Accounts = tuple) -> None:
+    def __init__(
+        self, store: UsageStore, accounts: Callable[[], Iterable[Account]] = tuple
+    ) -> None:
         self._store = store
         self._accounts = accounts
         self._cache: dict[str, RenderedOrg] = {}
@@ -177,10 +200,12 @@ class UsageExposition:
             for org_uuid in [u for u in self._cache if u not in present]:
                 del self._cache[org_uuid]
 
-    async def render_chunks(self) -> list[bytes]:
+    async def render_chunks(self, openmetrics: bool = False) -> list[bytes]:
         """The exposition as encoded pieces, yielding to the event loop every
         ORGS_PER_SLICE orgs while gathering and every JOIN_SLICE lines while joining: no
-        single step of a large scrape holds the loop for more than a few milliseconds."""
+        single step of a large scrape holds the loop for more than a few milliseconds.
+        The sample lines are the same in both formats; only counters' headers differ
+        (the caller ends an OpenMetrics exposition with `# EOF`)."""
         states = list(self._store)
         parts: list[list[str]] = [[] for _ in USAGE_FAMILIES]
         for index, state in enumerate(states, start=1):
@@ -190,15 +215,14 @@ class UsageExposition:
             if index % ORGS_PER_SLICE == 0:
                 await asyncio.sleep(0)
         self._forget_removed(states)
-        first_credential_family = len(USAGE_FAMILIES) - len(CREDENTIAL_FAMILIES)
-        for label, credential in self._accounts():
-            account = credential_lines(f'account="{_escape(label)}"', credential, reloads=True)
-            for offset, text in enumerate(account):
+        first = len(USAGE_FAMILIES) - len(CREDENTIAL_FAMILIES) - len(ACCOUNT_FAMILIES)
+        for account in self._accounts():
+            for offset, text in enumerate(account_lines(account)):
                 if text:
-                    parts[first_credential_family + offset].append(text)
+                    parts[first + offset].append(text)
         chunks: list[bytes] = []
         for family, family_lines in zip(USAGE_FAMILIES, parts, strict=True):
-            chunks.append(family.header().encode())
+            chunks.append(family.header(openmetrics).encode())
             for start in range(0, len(family_lines), JOIN_SLICE):
                 chunks.append("".join(family_lines[start : start + JOIN_SLICE]).encode())
                 await asyncio.sleep(0)

@@ -9,12 +9,17 @@ CACHED = "Cached from the last poll of the usage endpoint."
 
 @dataclass(frozen=True)
 class Family:
-    name: str
+    name: str  # as in the text format: a counter's name ends in `_total`
     type: str
     help: str
 
-    def header(self) -> str:
-        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.type}\n"
+    def header(self, openmetrics: bool = False) -> str:
+        """The HELP and TYPE lines. OpenMetrics names a counter family without the
+        `_total` its samples carry."""
+        name = self.name
+        if openmetrics and self.type == "counter":
+            name = name.removesuffix("_total")
+        return f"# HELP {name} {self.help}\n# TYPE {name} {self.type}\n"
 
 
 UTILIZATION = Family(
@@ -55,8 +60,20 @@ NEXT_POLL = Family(
     "gauge",
     "When the scheduler will poll this org next, Unix seconds.",
 )
+WINDOWS_DROPPED = Family(
+    "claude_usage_windows_dropped",
+    "gauge",
+    "Usage windows the last answer had beyond [poll] max_windows_per_org (not exported).",
+)
 # The families rendered from the upstream's payload, then those about the polls.
-SNAPSHOT_FAMILIES = (UTILIZATION, RESETS_AT, EXTRA_ENABLED, EXTRA_LIMIT, EXTRA_USED)
+SNAPSHOT_FAMILIES = (
+    UTILIZATION,
+    RESETS_AT,
+    EXTRA_ENABLED,
+    EXTRA_LIMIT,
+    EXTRA_USED,
+    WINDOWS_DROPPED,
+)
 HEALTH_FAMILIES = (UP, LAST_SUCCESS, DURATION, POLLS, NEXT_POLL)
 CREDENTIAL_EXPIRES = Family(
     "claude_usage_credential_expires_timestamp_seconds",
@@ -68,6 +85,13 @@ CREDENTIAL_RELOADS = Family(
     "counter",
     "Re-reads of a credential's file or command, by result (changed, unchanged, error).",
 )
-# About the credential each org (and each discovery account) is polled with.
+DISCOVERIES = Family(
+    "claude_usage_discoveries_total",
+    "counter",
+    "Discoveries of the orgs of an [[accounts]] credential, by result.",
+)
+# About the credential each org (and each discovery account) is polled with, and the
+# discovery accounts' own calls.
 CREDENTIAL_FAMILIES = (CREDENTIAL_EXPIRES, CREDENTIAL_RELOADS)
-USAGE_FAMILIES = SNAPSHOT_FAMILIES + HEALTH_FAMILIES + CREDENTIAL_FAMILIES
+ACCOUNT_FAMILIES = (DISCOVERIES,)
+USAGE_FAMILIES = SNAPSHOT_FAMILIES + HEALTH_FAMILIES + CREDENTIAL_FAMILIES + ACCOUNT_FAMILIES

@@ -1,5 +1,5 @@
 """`/metrics`: the hand-rendered usage families, then the app's own registry (proxy
-metrics, build info, reload status, process metrics)."""
+metrics, build info, reload status, process metrics), in the format the scraper asks for."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import (
+    CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE,
+)
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 from prometheus_client.registry import Collector
 
 from monitor import __version__
@@ -91,6 +95,50 @@ def build_registry(config: ConfigSource) -> tuple[CollectorRegistry, ProxyMetric
     return registry, ProxyMetrics.register(registry)
 
 
+OPENMETRICS = "application/openmetrics-text"
+
+
+def _weights(header: str) -> list[tuple[str, float]]:
+    """`type;q=0.5, other` -> [("type", 0.5), ("other", 1.0)], names lower-cased."""
+    weights = []
+    for item in header.split(","):
+        name, *params = (part.strip() for part in item.split(";"))
+        if not name:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0  # a weight that cannot be read allows nothing
+        weights.append((name.lower(), q))
+    return weights
+
+
+def wants_openmetrics(accept: str) -> bool:
+    """Whether `Accept` prefers OpenMetrics to the text format, q-values honoured: its
+    weight is above 0 and at least that of `text/plain` (or the wildcards standing in
+    for it), as Prometheus's own `Accept` asks."""
+    best = {OPENMETRICS: 0.0, "text/plain": 0.0}
+    for name, q in _weights(accept):
+        if name == OPENMETRICS:
+            best[OPENMETRICS] = max(best[OPENMETRICS], q)
+        elif name in ("text/plain", "text/*", "*/*"):
+            best["text/plain"] = max(best["text/plain"], q)
+    return best[OPENMETRICS] > 0 and best[OPENMETRICS] >= best["text/plain"]
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether `Accept-Encoding` allows gzip: named with q > 0, or `*` with q > 0 and gzip
+    not refused by name."""
+    weights = dict(_weights(accept_encoding))
+    if "gzip" in weights:
+        return weights["gzip"] > 0
+    return weights.get("*", 0.0) > 0
+
+
 def _body(chunks: list[bytes], compress: bool) -> bytes:
     body = b"".join(chunks)
     return gzip.compress(body, compresslevel=1) if compress else body
@@ -99,19 +147,27 @@ def _body(chunks: list[bytes], compress: bool) -> bytes:
 def metrics_handler(
     exposition: UsageExposition, registry: CollectorRegistry
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """`/metrics` in the Prometheus text format, gzipped when the scraper accepts it.
+    """`/metrics`, negotiated as Prometheus does it: OpenMetrics 1.0 when `Accept` asks for
+    it, the text format otherwise; gzipped when `Accept-Encoding` allows it.
 
     Rendering yields to the event loop between slices of orgs and compression runs in a
     thread (zlib releases the GIL), so a large scrape does not stall proxied requests.
     """
 
     async def handle(request: web.Request) -> web.Response:
-        chunks = await exposition.render_chunks()
-        chunks.append(generate_latest(registry))
-        headers = {"Content-Type": CONTENT_TYPE_LATEST}
-        compress = "gzip" in request.headers.get("Accept-Encoding", "")
+        openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
+        chunks = await exposition.render_chunks(openmetrics)
+        if openmetrics:  # its own families, then the one `# EOF` that ends the exposition
+            # prometheus_client leaves this function unannotated; it returns bytes.
+            chunks.append(openmetrics_latest(registry))  # type: ignore[no-untyped-call]
+            headers = {"Content-Type": OPENMETRICS_CONTENT_TYPE}
+        else:
+            chunks.append(generate_latest(registry))
+            headers = {"Content-Type": CONTENT_TYPE_LATEST}
+        compress = accepts_gzip(request.headers.get("Accept-Encoding", ""))
         if compress:
             headers["Content-Encoding"] = "gzip"
+        headers["Vary"] = "Accept, Accept-Encoding"
         # Joining megabytes and zlib both run in a thread (zlib releases the GIL).
         body = await asyncio.to_thread(_body, chunks, compress)
         return web.Response(body=body, headers=headers)

@@ -8,10 +8,12 @@ import json
 import zlib
 
 from monitor.upstream import MAX_BODY_BYTES
-from monitor.usage import UsageSnapshot, parse_usage
+from monitor.usage import MAX_WINDOWS, UsageSnapshot, parse_usage
 
 
-def decode_usage(body: bytes, content_encoding: str | None) -> UsageSnapshot:
+def decode_usage(
+    body: bytes, content_encoding: str | None, max_windows: int = MAX_WINDOWS
+) -> UsageSnapshot:
     """A relayed usage body (as it went over the wire) -> snapshot; ValueError if it is not a
     usage JSON object, or is in an encoding this does not undo (br, zstd)."""
     encoding = (content_encoding or "identity").strip().lower()
@@ -29,7 +31,7 @@ def decode_usage(body: bytes, content_encoding: str | None) -> UsageSnapshot:
     payload = json.loads(data)
     if not isinstance(payload, dict):
         raise ValueError(f"usage body is a JSON {type(payload).__name__}, not an object")
-    return parse_usage(payload)
+    return parse_usage(payload, max_windows)
 
 
 def _inflate(body: bytes, wbits: int) -> bytes:

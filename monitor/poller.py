@@ -23,6 +23,7 @@ from monitor.schedule import PollOutcome, PollPolicy, next_poll_delay, usage_cha
 from monitor.state import PollResult, UsageStore
 from monitor.targets import OrgTarget, Targets
 from monitor.upstream import PollError, UpstreamClient
+from monitor.usage import UsageSnapshot
 
 log = logging.getLogger("monitor.poller")
 
@@ -155,8 +156,26 @@ class Poller:
             return failure.result
         self._store.record_success(org_uuid, snapshot, end=self._clock(), duration=duration)
         backoff.changed = usage_changed(before, snapshot)
+        if snapshot.dropped != (before.dropped if before else ()):
+            self._note_dropped(target, snapshot)
         self._failures.succeeded(org_uuid, _subject(target))
         return PollResult.SUCCESS
+
+    def _note_dropped(self, target: OrgTarget, snapshot: UsageSnapshot) -> None:
+        """Once per change: the answer has more windows than `max_windows_per_org`."""
+        if not snapshot.dropped:
+            log.info("org=%s: no usage window dropped any more", target.name)
+            return
+        shown = ", ".join(snapshot.dropped[:5]) + (", ..." if len(snapshot.dropped) > 5 else "")
+        log.warning(
+            "org=%s: the usage answer has %d windows; kept %d ([poll] max_windows_per_org), "
+            "dropped %d: %s",
+            target.name,
+            len(snapshot.windows) + len(snapshot.dropped),
+            len(snapshot.windows),
+            len(snapshot.dropped),
+            shown,
+        )
 
     async def poll_all(self) -> dict[str, PollResult]:
         """Poll every org once, now (`monitor usage`)."""

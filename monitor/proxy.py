@@ -176,10 +176,10 @@ class Proxy:
         url = upstream_url(
             self._base_url(route, params), route.upstream_path(params), raw_query(request.raw_path)
         )
+        # One deadline for the whole exchange, headers and body: an upstream that answers
+        # its headers, then drips its body, cannot hold a slot past `timeout_seconds`.
+        timeout = self._upstream.timeout
         seconds = self._config.current.upstream.timeout_seconds
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=seconds, sock_connect=seconds, sock_read=seconds
-        )
         try:
             session = self._upstream.session
         except RuntimeError:
@@ -272,7 +272,11 @@ class Proxy:
         after the last byte went out; a failure here is only a debug line."""
         org_uuid = str(uuid.UUID(raw_uuid))
         try:
-            snapshot = decode_usage(tee.body(), answer.headers.get("Content-Encoding"))
+            snapshot = decode_usage(
+                tee.body(),
+                answer.headers.get("Content-Encoding"),
+                self._config.current.poll.max_windows_per_org,
+            )
         except ValueError as exc:
             log.debug("relayed usage of %s not used for a refresh: %s", org_uuid, exc)
             return

@@ -86,8 +86,8 @@ def upstream_failure(exc: BaseException, url: URL, timeout_seconds: float) -> Pr
         return ProxyError(
             504,
             "upstream_timeout",
-            f"the upstream {where(url)} sent nothing for {timeout_seconds:g} s "
-            "([upstream] timeout_seconds)",
+            f"the upstream {where(url)} did not answer within {timeout_seconds:g} s "
+            "([upstream] timeout_seconds, the whole exchange)",
         )
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return ProxyError(

@@ -56,6 +56,7 @@ class ServerConfig(_Section):
 
 class UpstreamConfig(_Section):
     base_url: str = "https://api.anthropic.com"
+    # The whole upstream exchange (connection, headers and body), polls and proxy alike.
     timeout_seconds: float = Field(default=15.0, gt=0, le=600)
     user_agent: str = "claude-code/2.0"
     headers: dict[str, str] = Field(default_factory=dict)
@@ -88,6 +89,10 @@ class PollConfig(_Section):
     interval_seconds: float = Field(default=60.0, ge=1)
     max_interval_seconds: float = Field(default=300.0, ge=1)
     concurrency: int = Field(default=16, ge=1, le=10_000)
+    # Each window is a `window` label value: past this, the rest of a payload is dropped.
+    max_windows_per_org: int = Field(default=64, ge=1, le=1000)
+    # Orgs one [[accounts]] credential may bring in through discovery.
+    max_orgs_per_account: int = Field(default=1000, ge=1, le=100_000)
     shard: str | None = None
 
     @field_validator("shard")

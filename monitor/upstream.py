@@ -29,6 +29,8 @@ log = logging.getLogger("monitor.upstream")
 
 MAX_BODY_BYTES = 1024 * 1024
 SESSION_COOKIE = "sessionKey"
+# A discovered org's name becomes its `org` label: as long as a configured one may be.
+MAX_NAME_LENGTH = 128
 SESSION_INVALID = "account_session_invalid"
 _NO_TIMEOUT = aiohttp.ClientTimeout()
 # A longer Retry-After (or an absurd one) is taken as this: still a long wait, but a
@@ -154,7 +156,8 @@ def parse_bootstrap(payload: Mapping[str, Any]) -> list[DiscoveredOrg]:
         except ValueError:
             continue
         name = org.get("name")
-        found.setdefault(org_uuid, DiscoveredOrg(org_uuid, name if isinstance(name, str) else None))
+        label = name[:MAX_NAME_LENGTH] if isinstance(name, str) and name.strip() else None
+        found.setdefault(org_uuid, DiscoveredOrg(org_uuid, label))
     return list(found.values())
 
 
@@ -201,7 +204,8 @@ class UpstreamClient:
 
     @property
     def timeout(self) -> aiohttp.ClientTimeout:
-        """The whole exchange within `timeout_seconds`; built once per (re)loaded config."""
+        """`timeout_seconds` for the whole upstream exchange (connection, headers and body),
+        polls and proxied requests alike; built once per (re)loaded config."""
         config = self.config
         if self._timeout[0] is not config:
             self._timeout = (config, aiohttp.ClientTimeout(total=config.timeout_seconds))
@@ -273,7 +277,8 @@ class UpstreamClient:
             raise PollError(PollResult.CONNECTION_ERROR, _reason(exc)) from None
 
     async def fetch_usage(self, target: OrgTarget) -> UsageSnapshot:
-        return parse_usage(await self.get_json(target.usage_url, target.credential))
+        payload = await self.get_json(target.usage_url, target.credential)
+        return parse_usage(payload, self._source.current.poll.max_windows_per_org)
 
     async def fetch_bootstrap(self, url: str, credential: LiveCredential) -> list[DiscoveredOrg]:
         return parse_bootstrap(await self.get_json(url, credential))

@@ -16,6 +16,11 @@ from typing import Any
 
 EXTRA_USAGE = "extra_usage"
 WINDOW_FIELDS = ("utilization", "resets_at")
+# `[poll] max_windows_per_org`'s default: each window is a `window` label value.
+MAX_WINDOWS = 64
+# Which windows are kept first when a payload has more than the bound: the documented
+# ones, then the well-known ones, then the rest in the payload's order.
+_FIRST_WINDOWS = ("claude_code", "projects", EXTRA_USAGE, "five_hour")
 # Window names become label values: keep them to what a sane upstream key looks like, so a
 # garbage payload cannot blow up the label set.
 _WINDOW_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -45,6 +50,7 @@ class ExtraUsage:
 class UsageSnapshot:
     windows: tuple[UsageWindow, ...]
     extra: ExtraUsage | None
+    dropped: tuple[str, ...] = ()  # windows beyond the bound, not kept
 
     def window(self, name: str) -> UsageWindow | None:
         return next((w for w in self.windows if w.name == name), None)
@@ -127,14 +133,34 @@ def parse_extra(value: Any) -> ExtraUsage | None:
     )
 
 
-def parse_usage(payload: Any) -> UsageSnapshot:
+def window_rank(name: str) -> int:
+    """0.. for the windows kept first, then one rank for every other name."""
+    if name in _FIRST_WINDOWS:
+        return _FIRST_WINDOWS.index(name)
+    return len(_FIRST_WINDOWS) + (0 if name.startswith("seven_day") else 1)
+
+
+def bound_windows(names: list[str], limit: int) -> tuple[set[str], tuple[str, ...]]:
+    """Which of `names` (in payload order) to keep under `limit`, and which to drop:
+    known windows first (`window_rank`), then the payload's order."""
+    if len(names) <= limit:
+        return set(names), ()
+    order = sorted(range(len(names)), key=lambda i: (window_rank(names[i]), i))
+    kept = {names[i] for i in order[:limit]}
+    return kept, tuple(name for name in names if name not in kept)
+
+
+def parse_usage(payload: Any, max_windows: int = MAX_WINDOWS) -> UsageSnapshot:
     """Parse a decoded JSON usage payload. Never raises; a non-object gives an empty snapshot
-    (the caller decides whether that shape is an error)."""
+    (the caller decides whether that shape is an error). At most `max_windows` windows are
+    kept (each is a label value); the names of the others are in `dropped`."""
     if not isinstance(payload, dict):
         return EMPTY_SNAPSHOT
-    windows = tuple(
-        parse_window(key, value)
+    found = [
+        (key, value)
         for key, value in payload.items()
         if isinstance(key, str) and _WINDOW_NAME.fullmatch(key) and _is_window(value)
-    )
-    return UsageSnapshot(windows=windows, extra=parse_extra(payload.get(EXTRA_USAGE)))
+    ]
+    kept, dropped = bound_windows([key for key, _ in found], max_windows)
+    windows = tuple(parse_window(key, value) for key, value in found if key in kept)
+    return UsageSnapshot(windows, parse_extra(payload.get(EXTRA_USAGE)), dropped)
