@@ -66,6 +66,24 @@ def duplicate_org_problems(data: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def duplicate_account_problems(data: Mapping[str, Any]) -> list[str]:
+    """Accounts with the same name (the `account` label, `accounts[N]` when unnamed)."""
+    accounts = data.get("accounts")
+    if not isinstance(accounts, list):
+        return []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for index, account in enumerate(accounts):
+        raw = account.get("name") if isinstance(account, Mapping) else None
+        name = raw if isinstance(raw, str) else f"accounts[{index}]"
+        if name in seen:
+            problems.append(
+                f"accounts[{index}].name: {name!r} is already the name of accounts[{seen[name]}]"
+            )
+        seen.setdefault(name, index)
+    return problems
+
+
 def _message(error: ErrorDetails | dict[str, Any]) -> str:
     kind = error.get("type", "")
     got = error.get("input")
@@ -115,7 +133,7 @@ def parse_config(
         config = Config.model_validate(data, context=context)
     except ValidationError as exc:
         problems = format_errors(exc)
-    problems += duplicate_org_problems(data)
+    problems += duplicate_org_problems(data) + duplicate_account_problems(data)
     if problems or config is None:
         raise ConfigError(problems, source)
     return config

@@ -17,6 +17,7 @@ log = logging.getLogger("monitor")
 
 # As aiohttp's own TCPSite: the kernel's queue of connections not yet accepted.
 LISTEN_BACKLOG = 128
+KEEPALIVE_SECONDS = 75.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ async def serve(
                 # A caller hanging up cancels its handler, so the proxy drops the
                 # upstream request it was waiting on instead of finishing it for no one.
                 handler_cancellation=True,
+                # aiohttp keeps an idle keep-alive connection an hour by default; a local
+                # daemon has no use for that (75 s, nginx's default).
+                keepalive_timeout=KEEPALIVE_SECONDS,
             )
             await runner.setup()
             runners.append(runner)
