@@ -15,9 +15,10 @@ async def until(
     what: str,
     *,
     timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for the condition, not one await
+    interval: float = 0.02,
 ) -> T:
-    """Wait for `condition()` (sync or async) to be truthy; fail naming `what` after
-    `timeout` seconds."""
+    """Wait for `condition()` (sync or async) to be truthy, asking every `interval`
+    seconds; fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -27,7 +28,7 @@ async def until(
             return value  # type: ignore[return-value]  # awaited above when awaitable
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(interval)
 
 
 def until_sync(condition: Callable[[], T], what: str, *, timeout: float = 30.0) -> T:
