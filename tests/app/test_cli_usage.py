@@ -88,8 +88,10 @@ def test_usage_prints_a_table(
     assert row[3] not in ("-", "now")  # a duration such as "4h 59m"
     extra = payload_a["extra_usage"]
     assert isinstance(extra, dict)
-    used = f"{extra['used_credits'] / 100:.2f}"
-    limit = f"{extra['monthly_limit'] / 100:.2f}"
+    used_credits, monthly_limit = extra["used_credits"], extra["monthly_limit"]
+    assert isinstance(used_credits, int | float) and isinstance(monthly_limit, int | float)
+    used = f"{used_credits / 100:.2f}"
+    limit = f"{monthly_limit / 100:.2f}"
     assert row[4] == f"{used} / {limit}"
 
     payload_b = served.sim.usage(ORG_B)
@@ -128,8 +130,10 @@ def test_usage_json_matches_the_upstream(
             if value.get("resets_at") is None:
                 assert window["resets_at"] is None
             else:
+                resets_at = value["resets_at"]
+                assert isinstance(resets_at, str)
                 assert datetime.fromisoformat(window["resets_at"]) == datetime.fromisoformat(
-                    value["resets_at"]
+                    resets_at
                 )
         extra = payload["extra_usage"]
         assert isinstance(extra, dict)

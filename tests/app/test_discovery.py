@@ -4,6 +4,7 @@ each, and follow the account as the hourly rediscovery sees it (time driven by t
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -19,10 +20,10 @@ from tests.support.upstream import ORG_A, ORG_C, TOKEN_A, Upstream
 SLOW_POLLS = {"interval_seconds": 60, "max_interval_seconds": 300}
 
 
-def change_account_a(sim: Simulator, **changes: object) -> None:
+def change_account_a(sim: Simulator, **changes: Any) -> None:
     """Change what the upstream says about TOKEN_A's account."""
     key, account = next((k, a) for k, a in sim.accounts.items() if a.token == TOKEN_A)
-    sim.accounts[key] = dataclasses.replace(account, **changes)  # type: ignore[arg-type]  # the test's own keyword arguments
+    sim.accounts[key] = dataclasses.replace(account, **changes)
 
 
 async def test_discovery_polls_each_org_once_even_when_also_configured(

@@ -12,6 +12,7 @@ import pytest
 from monitor.simulator import CLOUDFLARE_HTML, Fault, Simulator, demo_simulator, simulator_app
 from tests.conftest import Client, MakeClient
 from tests.support.clock import FakeClock
+from tests.support.paths import FIXTURES
 from tests.support.simulator import (
     ACME,
     BEARER,
@@ -24,7 +25,6 @@ from tests.support.simulator import (
     get_json,
     parse_ts,
 )
-from tests.support.upstream import FIXTURES
 
 # Faults over HTTP
 

@@ -78,7 +78,8 @@ def alert_rules() -> tuple[dict[str, Any], ...]:
 
 @cache
 def dashboard() -> dict[str, Any]:
-    return json.loads(DASHBOARD_FILE.read_text(encoding="utf-8"))
+    board: dict[str, Any] = json.loads(DASHBOARD_FILE.read_text(encoding="utf-8"))
+    return board
 
 
 def panels() -> list[dict[str, Any]]:
@@ -92,7 +93,8 @@ def panels() -> list[dict[str, Any]]:
 
 @cache
 def compose() -> dict[str, Any]:
-    return load_yaml(COMPOSE_FILE)
+    document: dict[str, Any] = load_yaml(COMPOSE_FILE)
+    return document
 
 
 def walk(node: Any) -> Iterator[tuple[str, Any]]:

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from monitor.simulator import Simulator
 from tests.support.clock import FakeClock
-from tests.support.upstream import FIXTURES
+from tests.support.paths import FIXTURES
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z, a round hour so resets_at are readable
 

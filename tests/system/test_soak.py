@@ -28,7 +28,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from monitor.app import create_app
-from monitor.simulator import Fault, Simulator, simulator_app
+from monitor.simulator import Fault, Shape, Simulator, simulator_app
 from monitor.simulator.model import stable_uuid
 from tests.support.config import make_config
 from tests.support.metrics import parse_metrics, totals_by
@@ -107,7 +107,7 @@ def open_fds() -> int:
 
 def simulator() -> Simulator:
     sim = Simulator(max_requests=2000)
-    shapes = ("seed", "limits_2026", "oauth_2025")
+    shapes: tuple[Shape, ...] = ("seed", "limits_2026", "oauth_2025")
     for index in range(ORGS):
         sim.add_org(org_uuid(index), f"soak-{index:03d}", shape=shapes[index % 3])
         sim.add_account(token=token(index), org_uuids=[org_uuid(index)])

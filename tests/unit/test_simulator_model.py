@@ -256,7 +256,7 @@ def test_fault_json_round_trip() -> None:
 
 def test_model_hooks_refuse_what_cannot_exist(sim: Simulator) -> None:
     with pytest.raises(ValueError, match="shape"):
-        sim.add_org(NOBODY, "x", shape="nope")  # type: ignore[arg-type]
+        sim.add_org(NOBODY, "x", shape="nope")  # type: ignore[arg-type]  # a shape that does not exist
     with pytest.raises(ValueError, match="token or a session_key"):
         sim.add_account(org_uuids=[ACME])
     with pytest.raises(KeyError):

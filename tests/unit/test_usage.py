@@ -21,11 +21,20 @@ from monitor.usage import (
     parse_timestamp,
     parse_usage,
 )
-from tests.support.upstream import FIXTURES
+from tests.support.paths import FIXTURES
 
 
-def ts(*parts: int, micro: int = 0) -> float:
-    return datetime(*parts, microsecond=micro, tzinfo=UTC).timestamp()  # type: ignore[misc]
+def ts(
+    year: int,
+    month: int,
+    day: int,
+    hour: int = 0,
+    minute: int = 0,
+    second: int = 0,
+    *,
+    micro: int = 0,
+) -> float:
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC).timestamp()
 
 
 def load(name: str) -> Any:
@@ -220,7 +229,10 @@ def test_only_one_field_is_enough_for_a_window() -> None:
 
 def test_utilization_over_100_is_kept() -> None:
     snapshot = parse_usage({"five_hour": {"utilization": 123.4, "resets_at": None}})
-    assert snapshot.window("five_hour") == UsageWindow("five_hour", pytest.approx(1.234), None)
+    window = snapshot.window("five_hour")
+    assert window is not None
+    assert (window.name, window.resets_at) == ("five_hour", None)
+    assert window.utilization == pytest.approx(1.234)
 
 
 @pytest.mark.parametrize(
