@@ -200,14 +200,16 @@ async def test_orgs_sharing_a_credential_are_never_polled_at_once(
 
 
 async def test_shared_credential_holds_while_the_scheduler_runs(
-    make_client: MakeClient, aiohttp_server: MakeServer
+    driven: MakeClient, jobs: ManualJobs, aiohttp_server: MakeServer
 ) -> None:
-    """On the real APScheduler: its jobs, not the test, decide when each poll starts."""
-    probe = SlowUpstream(delay=0.4)  # longer than the spread of the first polls
+    """The scheduler starts every due poll at once; the credential's lock still serialises
+    the two orgs that share it, round after round."""
+    probe = SlowUpstream(delay=0.05)
     server = await aiohttp_server(probe.app())
-    await make_client(make_config(base_url(server), SHARED))
-    await until(lambda: probe.seen.count(ORG_C) >= 2, "two polls of org C", timeout=30)
+    await driven(make_config(base_url(server), SHARED))
+    await jobs.advance_until(lambda: probe.seen.count(ORG_C) >= 2, "two polls of org C")
     assert probe.most_by_credential[f"Bearer {TOKEN_A}"] == 1
+    assert probe.max_in_flight == 2  # org B's own credential did not wait
 
 
 # -- config changes, secrets, shutdown, logs ------------------------------------------------

@@ -24,6 +24,15 @@ from tests.support.waiting import until_sync
 Check = Callable[[int, str], bool]
 
 
+# What coverage's `patch = subprocess` hands a Python child so that it measures itself.
+COVERAGE_VARIABLES = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
+
+
+def untraced_environ() -> dict[str, str]:
+    """This process's environment, minus what would make a Python child trace itself."""
+    return {k: v for k, v in os.environ.items() if k not in COVERAGE_VARIABLES}
+
+
 def any_answer(_status: int, _body: str) -> bool:
     return True
 

@@ -97,7 +97,7 @@ async def test_sigterm_exits_0_when_a_request_outlasts_the_grace(
 ) -> None:
     slow = SlowUpstream(delay=4 * EXIT_WITHIN, usage_delay=0, body=BODY)  # never in time
     upstream = await aiohttp_server(slow.app())
-    monitor, port = await start(tmp_path, start_monitor, base_url(upstream), grace=3.0)
+    monitor, port = await start(tmp_path, start_monitor, base_url(upstream), grace=1.0)
     in_flight = asyncio.ensure_future(project(port))
     await asyncio.wait_for(slow.started.wait(), timeout=10)
     monitor.send_signal(signal.SIGTERM)
