@@ -81,13 +81,17 @@ def _banner(url: str, sim_url: str, credentials: DemoCredentials) -> str:
     acme = credentials.orgs[0]
     return "\n".join(
         [
-            f"monitor {__version__} demo: {len(credentials.orgs)} simulated orgs "
-            "(one with an expired token, one rate-limited) and one account to discover",
+            (
+                f"monitor {__version__} demo: {len(credentials.orgs)} simulated orgs "
+                "(one with an expired token, one rate-limited) and one account to discover"
+            ),
             f"  status      {url}/?refresh=on",
             f"  metrics     {url}/metrics",
             f"  health      {url}/healthz  {url}/readyz",
-            f"  proxy       curl -H 'Authorization: Bearer {acme.token}' "
-            f"{url}/api/organizations/{acme.uuid}/usage",
+            (
+                f"  proxy       curl -H 'Authorization: Bearer {acme.token}' "
+                f"{url}/api/organizations/{acme.uuid}/usage"
+            ),
             f"  simulator   {sim_url}  (state: {sim_url}/_simulator/state)",
             "Ctrl-C to stop.",
         ]

@@ -59,10 +59,10 @@ def print_config(config: Config, source: str, warnings: Sequence[str], out: Text
         f"while idle, {poll.concurrency} at once" + (f", shard {poll.shard}" if poll.shard else ""),
         f"orgs ({len(config.orgs)}):",
     ]
-    for target in configured_targets(config):
-        lines.append(
-            f"  {target.name}  {target.uuid}  {target.credential.masked()}  {target.usage_url}"
-        )
+    lines.extend(
+        f"  {target.name}  {target.uuid}  {target.credential.masked()}  {target.usage_url}"
+        for target in configured_targets(config)
+    )
     lines.append(f"accounts ({len(config.accounts)}):")
     for index, account in enumerate(config.accounts):
         base = account.base_url or up.base_url

@@ -48,8 +48,9 @@ async def slow_upstream(aiohttp_server: MakeServer) -> tuple[SlowUpstream, str]:
     return upstream, base_url(await aiohttp_server(upstream.app()))
 
 
+@pytest.mark.usefixtures("many_fds")
 async def test_a_thousand_concurrent_requests_are_all_answered_200_or_503(
-    aiohttp_server: MakeServer, slow_upstream: tuple[SlowUpstream, str], many_fds: None
+    aiohttp_server: MakeServer, slow_upstream: tuple[SlowUpstream, str]
 ) -> None:
     slow, upstream_url = slow_upstream
     config = make_config(

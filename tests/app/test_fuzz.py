@@ -230,7 +230,7 @@ attempts = st.builds(
 
 
 # Generated cases look for crashes, not for lines: run untraced (coverage slows them 2x).
-@pytest.mark.no_cover
+@pytest.mark.untraced
 async def test_random_requests_never_500_and_never_reach_the_upstream_unless_valid(
     upstream: Upstream, make_proxy: MakeProxy
 ) -> None:

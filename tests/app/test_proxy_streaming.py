@@ -68,7 +68,7 @@ async def slow_upstream(
             events["gone"].set()
             raise
 
-    async def silent(request: web.Request) -> web.StreamResponse:
+    async def silent(_request: web.Request) -> web.StreamResponse:
         events["started"].set()
         try:
             await asyncio.Event().wait()

@@ -111,7 +111,7 @@ async def test_fault_scope_org_routes_and_global(sim_client: Client, sim: Simula
 # Control routes
 
 
-async def test_control_set_and_clear_fault(sim_client: Client, sim: Simulator) -> None:
+async def test_control_set_and_clear_fault(sim_client: Client) -> None:
     async with sim_client.put(f"/_simulator/faults/{ACME}", json={"status": 401}) as response:
         assert response.status == 200
         assert (await response.json())["fault"]["status"] == 401

@@ -237,7 +237,7 @@ async def test_a_closed_client_refuses_to_poll(upstream: Upstream) -> None:
 # -- bodies over 1 MiB (a small fake upstream) -------------------------------------------
 
 
-async def big_declared(request: web.Request) -> web.Response:
+async def big_declared(_request: web.Request) -> web.Response:
     return web.Response(body=b" " * (MAX_BODY_BYTES + 1), content_type="application/json")
 
 
@@ -253,7 +253,7 @@ async def big_streamed(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def exactly_limit(request: web.Request) -> web.Response:
+async def exactly_limit(_request: web.Request) -> web.Response:
     head = b'{"five_hour": {"utilization": 7, "resets_at": null}, "pad": "'
     tail = b'"}'
     pad = b"x" * (MAX_BODY_BYTES - len(head) - len(tail))

@@ -131,15 +131,18 @@ def expand_grafana_variables(expr: str) -> str:
 
 def dashboard_expressions() -> list[tuple[str, str]]:
     """(where, expr) of every PromQL query of the dashboard, Grafana variables as written."""
-    out: list[tuple[str, str]] = []
-    for panel in panels():
-        for target in panel.get("targets", []):
-            if target.get("expr"):
-                out.append((f"panel {panel['title']!r} {target['refId']}", target["expr"]))
-    for annotation in dashboard().get("annotations", {}).get("list", []):
-        if annotation.get("expr"):
-            out.append((f"annotation {annotation['name']!r}", annotation["expr"]))
-    return out
+    queries = [
+        (f"panel {panel['title']!r} {target['refId']}", target["expr"])
+        for panel in panels()
+        for target in panel.get("targets", [])
+        if target.get("expr")
+    ]
+    annotations = [
+        (f"annotation {annotation['name']!r}", annotation["expr"])
+        for annotation in dashboard().get("annotations", {}).get("list", [])
+        if annotation.get("expr")
+    ]
+    return queries + annotations
 
 
 def alert_expressions() -> list[tuple[str, str]]:
@@ -221,8 +224,8 @@ def documented_metric(name: str) -> str | None:
 def dockerfile_instructions() -> list[tuple[str, str]]:
     text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")
     out = []
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if line and not line.startswith("#"):
             keyword, _, rest = line.partition(" ")
             out.append((keyword.upper(), rest.strip()))

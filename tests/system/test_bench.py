@@ -28,7 +28,7 @@ def measured_or_skipped(row: dict[str, Any], keys: tuple[str, ...]) -> bool:
 
 
 # The bench checks its harness, not monitor's lines: it runs untraced, its processes too.
-@pytest.mark.no_cover
+@pytest.mark.untraced
 def test_tiny_run_writes_a_complete_result_file(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     done = subprocess.run(

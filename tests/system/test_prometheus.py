@@ -68,12 +68,7 @@ class Prometheus:
         except aiohttp.ClientConnectionError:
             return None  # not listening yet
 
-    async def wait_for(
-        self,
-        session: aiohttp.ClientSession,
-        what: str,
-        check: Callable[[], Awaitable[Any]],
-    ) -> Any:
+    async def wait_for(self, what: str, check: Callable[[], Awaitable[Any]]) -> Any:
         """Call `check` every POLL_EVERY seconds until it returns something truthy."""
         try:
             return await until(check, what, timeout=DEADLINE_SECONDS, interval=POLL_EVERY)
@@ -153,7 +148,7 @@ async def test_prometheus_scrapes_the_daemon_and_the_critical_alert_goes_pending
                 answer = await prometheus.get(session, "/api/v1/query", query=query)
                 return utilization(answer, ORG_A, "claude_code")
 
-            value = await prometheus.wait_for(session, "the first scraped utilization", scraped)
+            value = await prometheus.wait_for("the first scraped utilization", scraped)
             # 42 % set on the simulator, whose clock (the test's) stands still
             assert value == pytest.approx(0.42, abs=0.005)
 
@@ -166,7 +161,7 @@ async def test_prometheus_scrapes_the_daemon_and_the_critical_alert_goes_pending
                 ]
                 return any(CRITICAL.fullmatch(name) for name in names)
 
-            await prometheus.wait_for(session, "the shipped rules to load", rules_loaded)
+            await prometheus.wait_for("the shipped rules to load", rules_loaded)
             no_alert = await prometheus.get(session, "/api/v1/alerts")
             assert critical_alert(no_alert, ORG_A) is None
 
@@ -175,7 +170,7 @@ async def test_prometheus_scrapes_the_daemon_and_the_critical_alert_goes_pending
             async def alerting() -> dict[str, Any] | None:
                 return critical_alert(await prometheus.get(session, "/api/v1/alerts"), ORG_A)
 
-            alert = await prometheus.wait_for(session, "the critical alert", alerting)
+            alert = await prometheus.wait_for("the critical alert", alerting)
             assert alert["labels"]["window"] == "claude_code"
             assert alert["labels"]["org"] == "acme"
             assert alert["labels"]["severity"] == "critical"

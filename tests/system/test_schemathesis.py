@@ -124,7 +124,7 @@ def _invalid_upstream_request(request: RecordedRequest) -> str | None:
 
 
 # Generated cases look for crashes, not for lines: run untraced (coverage slows them 2x).
-@pytest.mark.no_cover
+@pytest.mark.untraced
 @schema.parametrize()
 @settings(
     max_examples=40,

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import random
 import time
 from collections import Counter
@@ -102,7 +101,7 @@ def rss_bytes() -> int:
 
 
 def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+    return len(list(Path("/proc/self/fd").iterdir()))
 
 
 def simulator() -> Simulator:
@@ -201,7 +200,7 @@ async def scraper(
                     figures.scrape_failures.append(f"HTTP {response.status}")
                 else:
                     parse_metrics(text)
-        except Exception as exc:  # every failure is a finding, reported below
+        except Exception as exc:  # noqa: BLE001 - every failure is a finding, reported below
             figures.scrape_failures.append(f"{type(exc).__name__}: {exc}"[:200])
         figures.scrapes += 1
         await asyncio.sleep(SCRAPE_EVERY)

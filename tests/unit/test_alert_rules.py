@@ -45,8 +45,10 @@ NOT_SHOWN = frozenset(
             {"claude_usage_polls_total"},
         ),
         (
-            "histogram_quantile(0.9, sum without (instance) (rate(x_bucket[2m]))) "
-            "and on (org) group_left (window) y unless z",
+            (
+                "histogram_quantile(0.9, sum without (instance) (rate(x_bucket[2m]))) "
+                "and on (org) group_left (window) y unless z"
+            ),
             {"x_bucket", "y", "z"},
         ),
         ('absent(up{job="a{b}"}) or vector(0)', {"up"}),

@@ -107,8 +107,10 @@ def test_dashboard_covers_usage_polls_and_proxy() -> None:
         "increase(claude_usage_polls_total",
         "time() - claude_usage_last_success_timestamp_seconds",
         "rate(claude_proxy_requests_total[$__rate_interval])",
-        "histogram_quantile(0.99, sum by (le, endpoint) "
-        "(rate(claude_proxy_request_duration_seconds_bucket",
+        (
+            "histogram_quantile(0.99, sum by (le, endpoint) "
+            "(rate(claude_proxy_request_duration_seconds_bucket"
+        ),
     ):
         assert needle in exprs, needle
     by_title = {p["title"]: p for p in panels()}

@@ -345,7 +345,7 @@ JSON = st.recursive(
 
 
 # Generated cases look for crashes, not for lines: run untraced (coverage slows them 2x).
-@pytest.mark.no_cover
+@pytest.mark.untraced
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(JSON)
 def test_arbitrary_json_never_raises(payload: Any) -> None:
@@ -360,7 +360,7 @@ def test_arbitrary_json_never_raises(payload: Any) -> None:
             assert number is None or math.isfinite(number)
 
 
-@pytest.mark.no_cover  # generated too
+@pytest.mark.untraced  # generated too
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(KEYS, st.dictionaries(KEYS, SCALARS, max_size=4), max_size=6))
 def test_arbitrary_window_objects_never_raise(payload: dict[str, Any]) -> None:
