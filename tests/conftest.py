@@ -4,6 +4,7 @@ a test-driven clock and scheduler, and factories that tear down what they build.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -134,6 +135,15 @@ async def make_parts() -> AsyncIterator[MakeParts]:
     yield make
     for parts in opened:
         await parts.upstream.close()
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that something already listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -8,14 +8,17 @@ from typing import Any
 
 import pytest
 
+from monitor.app import reload_config
+from monitor.credentials import Credential
 from monitor.discovery import DISCOVERY_INTERVAL_SECONDS
 from monitor.simulator import Simulator
-from monitor.state import UsageStore
-from tests.conftest import MakeClient
+from monitor.state import PollResult, UsageStore
+from monitor.upstream import DiscoveredOrg
+from tests.conftest import MakeClient, MakeParts
 from tests.support.config import make_config
 from tests.support.jobs import ManualJobs
 from tests.support.metrics import labels, org_uuids, scrape
-from tests.support.upstream import ORG_A, ORG_C, TOKEN_A, Upstream
+from tests.support.upstream import ORG_A, ORG_B, ORG_C, TOKEN_A, Upstream
 
 SLOW_POLLS = {"interval_seconds": 60, "max_interval_seconds": 300}
 
@@ -91,3 +94,45 @@ async def test_a_failed_discovery_keeps_the_orgs_it_found(
     assert "discovery failed: account=accounts[0] result=unauthorized" in caplog.text
     _, samples = await scrape(client)
     assert org_uuids(samples) == {ORG_A, ORG_C}
+
+
+async def test_a_reload_keeps_what_an_unchanged_account_found_and_drops_a_removed_one(
+    driven: MakeClient, jobs: ManualJobs, upstream: Upstream
+) -> None:
+    accounts = [{"name": "a", "token_env": "TOKEN_A"}, {"name": "b", "token_env": "TOKEN_B"}]
+    config = make_config(upstream.url, [], accounts=accounts, poll=SLOW_POLLS)
+    store = UsageStore()
+    client = await driven(config, store=store)
+    await jobs.run_due()
+    assert {s.target.uuid for s in store} == {ORG_A, ORG_B, ORG_C}
+
+    fewer = make_config(upstream.url, [], accounts=accounts[:1], poll=SLOW_POLLS)
+    assert reload_config(client.app, lambda: fewer)
+    # account a kept its orgs at once; b's org left with b, and b's job is gone
+    assert {s.target.uuid for s in store} == {ORG_A, ORG_C}
+    assert "discover:1" not in jobs.jobs
+    await jobs.run_due()  # every remaining account is asked again after a reload
+    assert [r.path for r in upstream.sim.requests].count("/api/bootstrap") == 3
+
+
+async def test_an_unexpected_error_in_discovery_is_counted_and_discovery_goes_on(
+    make_parts: MakeParts, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(upstream.url, [], accounts=[{"name": "me", "token_env": "TOKEN_A"}])
+    parts = await make_parts(config)
+    fetch = parts.upstream.fetch_bootstrap
+    calls = 0
+
+    async def broken_once(url: str, credential: Credential) -> list[DiscoveredOrg]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in parsing")
+        return await fetch(url, credential)
+
+    parts.upstream.fetch_bootstrap = broken_once  # type: ignore[method-assign]  # a bug, injected
+    assert not await parts.discovery.discover(0)
+    assert "unexpected error in discovery for account=me" in caplog.text
+    assert parts.discovery.accounts[0].results[PollResult.INVALID_RESPONSE] == 1
+    assert await parts.discovery.discover(0)
+    assert {t.uuid for t in parts.targets.current()} == {ORG_A, ORG_C}

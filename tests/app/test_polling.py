@@ -389,3 +389,13 @@ async def test_an_unexpected_error_is_counted_and_polling_goes_on(
     assert "unexpected RuntimeError" in (state.last_error or "")
     assert "unexpected error polling org=acme" in caplog.text
     assert await poller.poll(ORG_A) is PollResult.SUCCESS
+
+
+async def test_the_openapi_document_is_served(driven: MakeClient, upstream: Upstream) -> None:
+    client = await driven(make_config(upstream.url))
+    response = await client.get("/openapi.yaml")
+    assert response.status == 200
+    assert response.content_type == "application/yaml"
+    text = await response.text()
+    assert text.startswith("openapi: ") or "\nopenapi: " in text
+    assert "/api/organizations/{org_uuid}/usage" in text

@@ -396,3 +396,27 @@ def test_config_warns_when_polls_may_take_the_proxys_connections() -> None:
     loud: list[str] = []
     parse_config({"upstream": {"max_connections": 10}, "poll": {"concurrency": 6}}, warnings=loud)
     assert len(loud) == 1 and "poll.concurrency (6)" in loud[0] and "max_connections" in loud[0]
+
+
+def test_a_secret_that_is_not_a_name_or_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe\x00")
+    problems = problems_of(
+        {
+            "orgs": [
+                {"uuid": UUID_1, "token_env": ""},
+                {"uuid": UUID_2, "token_file": str(tmp_path)},  # a directory
+                org(uuid="3c9e1f52-8a47-4d6b-b1e0-7f2a9c4d5e63", token_env=5),
+            ],
+            "accounts": [{"token_file": str(binary)}, {"session_key_file": ""}],
+        }
+    )
+    assert sorted(problems) == sorted(
+        [
+            "orgs[0].token_env: must be the name of an environment variable",
+            f"orgs[1].token_file: file {tmp_path} cannot be read: Is a directory",
+            "orgs[2].token_env: must be the name of an environment variable",
+            f"accounts[0].token_file: file {binary} cannot be read: UnicodeDecodeError",
+            "accounts[1].session_key_file: must be a file path",
+        ]
+    )

@@ -11,7 +11,7 @@ from prometheus_client import generate_latest
 from monitor.config_source import ConfigSource
 from monitor.exposition import UsageExposition
 from monitor.metrics import build_registry
-from monitor.state import UsageStore
+from monitor.state import PollResult, UsageStore
 from monitor.targets import OrgTarget, configured_targets
 from monitor.usage import ExtraUsage, UsageSnapshot, UsageWindow
 from tests.support.config import make_config
@@ -126,3 +126,15 @@ async def test_a_cached_render_is_the_same_text_as_a_fresh_one() -> None:
     cached = b"".join(await exposition.render_chunks()).decode()
     fresh = b"".join(await UsageExposition(store).render_chunks()).decode()
     assert cached == first == fresh
+
+
+def test_an_outcome_for_an_org_that_left_meanwhile_is_dropped() -> None:
+    """A poll or a relayed answer that ends after a reload removed its org changes nothing."""
+    store = UsageStore()
+    store.set_targets([make_target()])
+    snapshot = UsageSnapshot(windows=(UsageWindow("five_hour", 0.5, None),), extra=None)
+    assert store.record_success(ORG_B, snapshot, end=NOW, duration=0.1) is None
+    assert store.record_failure(ORG_B, PollResult.TIMEOUT, "slow", end=NOW, duration=1) is None
+    assert store.record_relayed(ORG_B, snapshot) is False
+    assert ORG_B not in store
+    assert set(render(store)["claude_usage_polls_total"].values()) == {0.0}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from monitor.jobs import APSchedulerJobs
+import pytest
+
+from monitor.jobs import APSchedulerJobs, Work
 from tests.support.clock import FakeClock
 from tests.support.jobs import ManualJobs
 from tests.support.waiting import until
@@ -69,3 +71,41 @@ async def test_manual_jobs_run_in_time_order_as_the_clock_moves() -> None:
     assert seen == [("tick", 1002.0), ("tick", 1004.0), ("once", 1005.0)]
     assert clock() == 1005.0
     assert jobs.when("tick") == 1006.0
+
+
+async def test_apscheduler_drops_jobs_scheduled_before_it_starts() -> None:
+    jobs = APSchedulerJobs()
+    ran: list[str] = []
+
+    def job(name: str) -> Work:
+        async def work() -> None:
+            ran.append(name)
+
+        return work
+
+    jobs.schedule("early", time.time(), job("early"))  # not started: nothing to run it
+    jobs.start()
+    try:
+        jobs.schedule("due", time.time(), job("due"))
+        await until(lambda: ran, "the due job to run")
+    finally:
+        await jobs.stop()
+    assert ran == ["due"]
+
+
+async def test_apscheduler_does_not_swallow_a_cancellation_from_elsewhere(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only stop() ends a job quietly; a job cancelled by anything else says so."""
+    jobs = APSchedulerJobs()
+
+    async def cancelled() -> None:
+        raise asyncio.CancelledError
+
+    jobs.start()
+    try:
+        jobs.schedule("cancelled", time.time(), cancelled)
+        await until(lambda: "raised an exception" in caplog.text, "APScheduler to see it")
+    finally:
+        await jobs.stop()
+    assert "CancelledError" in caplog.text
