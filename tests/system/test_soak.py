@@ -35,7 +35,13 @@ from tests.support.tools import promtool_check_metrics
 from tests.support.upstream import base_url
 from tests.support.waiting import until
 
-pytestmark = [pytest.mark.soak, pytest.mark.tool]  # promtool checks the last scrape
+pytestmark = [
+    pytest.mark.soak,
+    pytest.mark.tool,  # promtool checks the last scrape
+    # Measures latency, memory and fds: tracing would skew all three (and coverage's own
+    # data would count as growth).
+    pytest.mark.untraced,
+]
 
 ORGS = 200
 WORKERS = 20
