@@ -98,11 +98,15 @@ def markdown(result: JSON) -> str:
     out = [
         f"## monitor benchmark ({result['mode']}, {result['started']}, {result['duration_s']} s)",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; Python {m['python']}; "
-        f"{m['nginx'] or 'no nginx'}; {m['wrk'] or 'no wrk'}.",
+        (
+            f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; Python {m['python']}; "
+            f"{m['nginx'] or 'no nginx'}; {m['wrk'] or 'no wrk'}."
+        ),
         "",
-        f"### 1. Proxy throughput and latency ({s['proxy']['tool']}, "
-        f"{s['proxy']['seconds']} s each)",
+        (
+            f"### 1. Proxy throughput and latency ({s['proxy']['tool']}, "
+            f"{s['proxy']['seconds']} s each)"
+        ),
         "",
     ]
     rows = []
@@ -124,10 +128,13 @@ def markdown(result: JSON) -> str:
     r = s["proxy"]["ratios"]
     out += [
         "",
-        f"monitor/nginx req/s at {r['connections_high']} conns: "
-        f"{_fmt(r['monitor_vs_nginx_rps'])}; monitor/direct: {_fmt(r['monitor_vs_direct_rps'])}; "
-        f"added p50 at {r['connections_low']} conn: {_fmt(r['added_p50_ms_vs_direct'])} ms "
-        f"over direct, {_fmt(r['added_p50_ms_vs_nginx'])} ms over nginx.",
+        (
+            f"monitor/nginx req/s at {r['connections_high']} conns: "
+            f"{_fmt(r['monitor_vs_nginx_rps'])}; "
+            f"monitor/direct: {_fmt(r['monitor_vs_direct_rps'])}; "
+            f"added p50 at {r['connections_low']} conn: {_fmt(r['added_p50_ms_vs_direct'])} ms "
+            f"over direct, {_fmt(r['added_p50_ms_vs_nginx'])} ms over nginx."
+        ),
         "",
     ]
     iso = s["isolation"]
@@ -151,14 +158,18 @@ def markdown(result: JSON) -> str:
         )
         out += [
             "",
-            f"p99 ratio {_fmt(iso['p99_ratio'])}; {iso['scrapes']} scrapes, median "
-            f"{_fmt(iso['scrape_ms_median'])} ms.",
+            (
+                f"p99 ratio {_fmt(iso['p99_ratio'])}; {iso['scrapes']} scrapes, median "
+                f"{_fmt(iso['scrape_ms_median'])} ms."
+            ),
             "",
         ]
     polls = s["poll_scaling"]
     out += [
-        f"### 3. Poll scaling ({polls['latency_s'] * 1000:g} ms upstream latency, "
-        f"concurrency {polls['concurrency']})",
+        (
+            f"### 3. Poll scaling ({polls['latency_s'] * 1000:g} ms upstream latency, "
+            f"concurrency {polls['concurrency']})"
+        ),
         "",
     ]
     out += _table(

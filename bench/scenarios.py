@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,6 @@ class Upstream:
 async def start_upstream(
     procs: Processes, name: str, *, delay: float = 0.0, simulator_orgs: int = 0
 ) -> Upstream:
-    import sys
-
     port = free_port()
     argv = [sys.executable, "-m", "bench.upstream", "--port", str(port), "--delay", str(delay)]
     if simulator_orgs:

@@ -89,7 +89,7 @@ def _message(error: ErrorDetails | dict[str, Any]) -> str:
     got = error.get("input")
     if kind == "extra_forbidden":
         return "unknown key (check the spelling; see the README's configuration reference)"
-    if kind == "uuid_parsing" or kind == "uuid_type":
+    if kind in {"uuid_parsing", "uuid_type"}:
         return f"not a UUID (got {got!r})"
     if kind == "missing":
         return "required key is missing"

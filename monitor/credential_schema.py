@@ -83,10 +83,14 @@ class CredentialFields(BaseModel):
     _spec: SecretSpec | None = PrivateAttr(default=None)
     _first: SecretReading | None = PrivateAttr(default=None)
 
-    @field_validator("token_env", "session_key_env")
+    @field_validator("token_env", "session_key_env", mode="before")
     @classmethod
-    def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_NAME.fullmatch(value):
+    def _env_name(cls, value: Any) -> Any:
+        if value is None:
+            return value
+        if not isinstance(value, str) or not value:
+            raise ValueError("must be the name of an environment variable")
+        if not _ENV_NAME.fullmatch(value):
             # Likely the secret itself pasted here: say so without echoing it.
             raise ValueError(
                 "must be the name of an environment variable, not the secret itself "
@@ -94,10 +98,10 @@ class CredentialFields(BaseModel):
             )
         return value
 
-    @field_validator("token_file", "session_key_file")
+    @field_validator("token_file", "session_key_file", mode="before")
     @classmethod
-    def _file_path(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
+    def _file_path(cls, value: Any) -> Any:
+        if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ValueError("must be a file path")
         return value
 

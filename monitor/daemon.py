@@ -52,7 +52,8 @@ async def serve(
     bound: list[list[socket.socket]] = []
     try:
         for listener in listeners:
-            bound.append(bind(listener))
+            # One at a time: if one fails, `bound` holds those bound so far, to close.
+            bound.append(bind(listener))  # noqa: PERF401
         for listener, sockets in zip(listeners, bound, strict=True):
             runner = web.AppRunner(
                 listener.app,

@@ -137,15 +137,22 @@ def _banner(url: str, sim_url: str, credentials: DemoCredentials, credentials_fi
     acme = credentials.orgs[0]
     return "\n".join(
         [
-            f"monitor {__version__} demo: {len(credentials.orgs) + 1} simulated orgs "
-            "(one with an expired token, one rate-limited) and one account to discover",
-            f"  renewed     {credentials.renewed.name}'s token lives {TOKEN_LIFETIME_SECONDS:g} s "
-            f"in {credentials_file}, renewed every {RENEW_EVERY_SECONDS:g} s",
+            (
+                f"monitor {__version__} demo: {len(credentials.orgs) + 1} simulated orgs "
+                "(one with an expired token, one rate-limited) and one account to discover"
+            ),
+            (
+                f"  renewed     {credentials.renewed.name}'s token lives "
+                f"{TOKEN_LIFETIME_SECONDS:g} s in {credentials_file}, renewed every "
+                f"{RENEW_EVERY_SECONDS:g} s"
+            ),
             f"  status      {url}/?refresh=on",
             f"  metrics     {url}/metrics",
             f"  health      {url}/healthz  {url}/readyz",
-            f"  proxy       curl -H 'Authorization: Bearer {acme.token}' "
-            f"{url}/api/organizations/{acme.uuid}/usage",
+            (
+                f"  proxy       curl -H 'Authorization: Bearer {acme.token}' "
+                f"{url}/api/organizations/{acme.uuid}/usage"
+            ),
             f"  simulator   {sim_url}  (state: {sim_url}/_simulator/state)",
             "Ctrl-C to stop.",
         ]

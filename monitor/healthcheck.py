@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import sys
 import tomllib
 from pathlib import Path
@@ -38,7 +37,7 @@ DAEMON_COMMANDS = ("run", "demo")
 LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
 
 
-class Unhealthy(Exception):
+class UnhealthyError(Exception):
     """Why the daemon is not healthy (or cannot be found), as one line."""
 
 
@@ -47,33 +46,33 @@ def healthcheck(args: argparse.Namespace) -> int:
     try:
         daemon, cwd = args, Path.cwd()
         if args.pid is not None:
-            if args.config or args.host or args.port is not None:
-                raise Unhealthy("--pid reads --config, --host and --port from the daemon")
-            daemon, cwd = daemon_arguments(args.pid)
+            daemon, cwd = daemon_arguments(args.pid, args)
         host, port = daemon_address(daemon, cwd)
         probe(host, port, args.timeout)
-    except Unhealthy as exc:
+    except UnhealthyError as exc:
         print(f"monitor healthcheck: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-def daemon_arguments(pid: int) -> tuple[argparse.Namespace, Path]:
+def daemon_arguments(pid: int, args: argparse.Namespace) -> tuple[argparse.Namespace, Path]:
     """The parsed command line of daemon process `pid`, and its working directory."""
+    if args.config or args.host or args.port is not None:
+        raise UnhealthyError("--pid reads --config, --host and --port from the daemon")
     proc = Path("/proc") / str(pid)
     try:
         argv = (proc / "cmdline").read_bytes().decode().split("\0")
-        cwd = Path(os.readlink(proc / "cwd"))
+        cwd = (proc / "cwd").readlink()
     except OSError as exc:
-        raise Unhealthy(f"cannot read process {pid}: {exc.strerror or exc}") from None
+        raise UnhealthyError(f"cannot read process {pid}: {exc.strerror or exc}") from None
     start = monitor_argv_start(argv)
     if start is None:
         shown = " ".join(argv).strip()[:120]
-        raise Unhealthy(f"process {pid} is not `monitor run` or `monitor demo`: {shown!r}")
+        raise UnhealthyError(f"process {pid} is not `monitor run` or `monitor demo`: {shown!r}")
     try:
         parsed, _ = build_parser().parse_known_args(argv[start:])
     except SystemExit:  # argparse already printed why
-        raise Unhealthy(f"cannot parse the command line of process {pid}") from None
+        raise UnhealthyError(f"cannot parse the command line of process {pid}") from None
     return parsed, cwd
 
 
@@ -102,17 +101,17 @@ def server_section(path: Path) -> ServerConfig:
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise Unhealthy(f"{path}: cannot be read: {exc.strerror or exc}") from None
+        raise UnhealthyError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise Unhealthy(f"{path}: not valid TOML: {exc}") from None
+        raise UnhealthyError(f"{path}: not valid TOML: {exc}") from None
     try:
         return ServerConfig.model_validate(document.get("server", {}))
     except ValidationError as exc:
-        raise Unhealthy(f"{path}: [server] " + "; ".join(format_errors(exc))) from None
+        raise UnhealthyError(f"{path}: [server] " + "; ".join(format_errors(exc))) from None
 
 
 def probe(host: str, port: int, timeout: float) -> None:
-    """Raise Unhealthy unless monitor answers `GET /healthz` on host:port as healthy.
+    """Raise UnhealthyError unless monitor answers `GET /healthz` on host:port as healthy.
 
     http.client rather than urllib: urllib would honour $http_proxy and ask a proxy.
     """
@@ -123,21 +122,21 @@ def probe(host: str, port: int, timeout: float) -> None:
         response = connection.getresponse()
         body = response.read(MAX_BODY)
     except ConnectionRefusedError:
-        raise Unhealthy(f"nothing listens on {where} (connection refused)") from None
+        raise UnhealthyError(f"nothing listens on {where} (connection refused)") from None
     except TimeoutError:
-        raise Unhealthy(f"no answer from {where} within {timeout:g} s") from None
+        raise UnhealthyError(f"no answer from {where} within {timeout:g} s") from None
     except (OSError, http.client.HTTPException) as exc:
-        raise Unhealthy(f"cannot get http://{where}/healthz: {exc!r}") from None
+        raise UnhealthyError(f"cannot get http://{where}/healthz: {exc!r}") from None
     finally:
         connection.close()
     if response.status != 200:
-        raise Unhealthy(f"http://{where}/healthz answered {response.status} {response.reason}")
+        raise UnhealthyError(f"http://{where}/healthz answered {response.status} {response.reason}")
     try:
         document = json.loads(body)
     except ValueError:
         document = None
     if document != HEALTHY:
-        raise Unhealthy(
+        raise UnhealthyError(
             f"http://{where}/healthz answered 200 but not monitor's {json.dumps(HEALTHY)}: "
             "is another service on this port?"
         )

@@ -6,11 +6,9 @@ import json
 import logging
 import sys
 import time
-from types import TracebackType
 from typing import Literal, TextIO
 
 LogFormat = Literal["text", "json"]
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 # Attributes every LogRecord has; anything else was passed in `extra=` and is kept.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -37,9 +35,10 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
-    def formatException(self, ei: ExcInfo) -> str:
-        # Keep one line per event even when a traceback is attached.
-        return super().formatException(ei).replace("\n", " | ")
+    def format(self, record: logging.LogRecord) -> str:
+        # Keep one line per event even when a traceback is attached (logging puts it on
+        # lines of its own, after the message).
+        return super().format(record).replace("\n", " | ")
 
 
 class StderrHandler(logging.StreamHandler[TextIO]):

@@ -40,7 +40,7 @@ def _check_path_template(value: str, placeholder: str | None) -> str:
     unknown = names - allowed
     if unknown:
         only = f"only {{{placeholder}}} is allowed" if placeholder else "no placeholder is allowed"
-        raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; {only}")
+        raise ValueError(f"unknown placeholder {{{min(unknown)}}}; {only}")
     return value
 
 

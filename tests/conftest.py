@@ -5,24 +5,46 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+import coverage
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.app import Parts, create_app, wire
 from monitor.schema import Config
-from monitor.simulator import ISSUED_TOKEN_PREFIX, simulator_app
+from monitor.simulator import ISSUED_TOKEN_PREFIX, Simulator, simulator_app
+from monitor.state import UsageStore
 from tests.support.clock import FakeClock
 from tests.support.jobs import ManualJobs
+from tests.support.process import MonitorProcess
+from tests.support.simulator import T0, four_shapes
 from tests.support.upstream import ALL_TEST_SECRETS, Upstream, standard_simulator
 
 Client = TestClient[web.Request, web.Application]
 ISSUED_TOKEN = re.compile(re.escape(ISSUED_TOKEN_PREFIX) + "[0-9a-f]{8,}")
 MakeClient = Callable[..., Awaitable[Client]]
 MakeServer = Callable[..., Awaitable[TestServer]]
+MakeParts = Callable[..., Awaitable[Parts]]
+MakeProxy = Callable[..., Awaitable[Client]]
+StartMonitor = Callable[..., MonitorProcess]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """`@pytest.mark.untraced`: run the test with coverage stopped (when it runs at all).
+    (pytest-cov's own `no_cover` fails under `--no-cov`.)"""
+    running = coverage.Coverage.current() if item.get_closest_marker("untraced") else None
+    if running is None:
+        return (yield)
+    running.stop()
+    try:
+        return (yield)
+    finally:
+        running.start()
 
 
 @pytest.fixture(autouse=True)
@@ -47,15 +69,8 @@ def _restore_logging() -> Iterator[None]:
 
 
 @pytest.fixture
-async def upstream(aiohttp_server: MakeServer) -> Upstream:
-    """The standard simulator (orgs A, B, C) served on 127.0.0.1."""
-    sim = standard_simulator()
-    server = await aiohttp_server(simulator_app(sim))
-    return Upstream(sim, server)
-
-
-@pytest.fixture
 def clock() -> FakeClock:
+    """The test's clock: the simulator's, and the app's under `driven`."""
     return FakeClock()
 
 
@@ -66,7 +81,16 @@ def jobs(clock: FakeClock) -> ManualJobs:
 
 
 @pytest.fixture
-def make_client(aiohttp_client: MakeClient) -> Callable[..., Awaitable[Client]]:
+async def upstream(aiohttp_server: MakeServer, clock: FakeClock) -> Upstream:
+    """The standard simulator (orgs A, B, C) served on 127.0.0.1. Its time is the test's
+    clock: it stands still unless the test (or `jobs.advance`) moves it."""
+    sim = standard_simulator(clock)
+    server = await aiohttp_server(simulator_app(sim))
+    return Upstream(sim, server)
+
+
+@pytest.fixture
+def make_client(aiohttp_client: MakeClient) -> MakeClient:
     """`await make_client(config, **create_app options)`: the app over real HTTP, closed
     (upstream session and scheduler too) when the test ends."""
 
@@ -77,9 +101,18 @@ def make_client(aiohttp_client: MakeClient) -> Callable[..., Awaitable[Client]]:
 
 
 @pytest.fixture
-def driven(
-    make_client: Callable[..., Awaitable[Client]], clock: FakeClock, jobs: ManualJobs
-) -> Callable[..., Awaitable[Client]]:
+def make_proxy(make_client: MakeClient) -> MakeProxy:
+    """`await make_proxy(config, store=None)`: the app without polling, so the upstream
+    sees only what the test sends through the proxy."""
+
+    async def make(config: Config, store: UsageStore | None = None) -> Client:
+        return await make_client(config, poll=False, store=store)
+
+    return make
+
+
+@pytest.fixture
+def driven(make_client: MakeClient, clock: FakeClock, jobs: ManualJobs) -> MakeClient:
     """`await driven(config)`: the app with the test's clock and scheduler; nothing is
     polled until the test calls `await jobs.advance(...)` or `jobs.run_due()`."""
 
@@ -90,7 +123,7 @@ def driven(
 
 
 @pytest.fixture
-async def make_parts() -> AsyncIterator[Callable[..., Awaitable[Parts]]]:
+async def make_parts() -> AsyncIterator[MakeParts]:
     """`await make_parts(config, **wire options)`: the poller, discovery and friends with
     an open upstream session, closed when the test ends. Nothing is scheduled unless the
     test starts `parts.jobs` and the poller."""
@@ -105,3 +138,40 @@ async def make_parts() -> AsyncIterator[Callable[..., Awaitable[Parts]]]:
     yield make
     for parts in opened:
         await parts.upstream.close()
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that something already listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def start_monitor() -> Iterator[StartMonitor]:
+    """`start_monitor(args, env)`: `python -m monitor ARGS` as a real process, killed (if
+    it still runs) when the test ends."""
+    started: list[MonitorProcess] = []
+
+    def start(args: list[str], env: dict[str, str] | None = None) -> MonitorProcess:
+        process = MonitorProcess(args, env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+@pytest.fixture
+def sim_clock() -> FakeClock:
+    """The simulator tests' clock, at T0 (a round hour, so reset times read well)."""
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def sim(sim_clock: FakeClock) -> Simulator:
+    """The simulator tests' simulator: one org of each payload shape (`four_shapes`)."""
+    return four_shapes(sim_clock)

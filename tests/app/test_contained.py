@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.app import Parts
+from monitor.credentials import LiveCredential
 from monitor.state import PollResult
+from monitor.upstream import DiscoveredOrg
+from tests.support.config import make_config
 from tests.support.jobs import ManualJobs
 from tests.support.metrics import parse_metrics, value
-from tests.support.upstream import ORG_A, Upstream, make_config
+from tests.support.upstream import ORG_A, Upstream
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -31,14 +33,14 @@ async def test_a_discovery_that_raises_is_counted_logged_and_tried_again(
     real = parts.upstream.fetch_bootstrap
     calls = 0
 
-    async def broken_once(*args: Any) -> Any:
+    async def broken_once(url: str, credential: LiveCredential) -> list[DiscoveredOrg]:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("a bug in discovery")
-        return await real(*args)
+        return await real(url, credential)
 
-    parts.upstream.fetch_bootstrap = broken_once  # type: ignore[method-assign]
+    parts.upstream.fetch_bootstrap = broken_once  # type: ignore[method-assign]  # a bug, injected
     jobs.start()
     parts.poller.start()
     parts.discovery.start()
@@ -64,7 +66,7 @@ async def test_thousands_of_windows_are_bounded_and_logged_once(
 ) -> None:
     payload = {f"codename_{i}": {"utilization": 1.0, "resets_at": None} for i in range(3000)}
 
-    async def usage(request: web.Request) -> web.Response:
+    async def usage(_request: web.Request) -> web.Response:
         return web.json_response(payload)
 
     app = web.Application()

@@ -17,8 +17,9 @@ from monitor.app import Parts
 from monitor.config import ConfigError
 from monitor.credentials import EXPIRY_MARGIN_SECONDS
 from monitor.state import PollResult
+from tests.support.config import make_config
 from tests.support.credentials import Renewing, renewing_upstream, token_script
-from tests.support.upstream import ORG_A, make_config
+from tests.support.upstream import ORG_A
 
 MakeParts = Callable[..., Awaitable[Parts]]
 MakeServer = Callable[..., Awaitable[TestServer]]

@@ -19,11 +19,12 @@ from monitor.app import Parts
 from monitor.cli import main, poll_every_org_once
 from monitor.report import usage_report
 from monitor.state import PollResult
+from tests.support.config import make_config
 from tests.support.credentials import Renewing, renewing_upstream
 from tests.support.jobs import ManualJobs
 from tests.support.metrics import metric_lines, parse_metrics, value
 from tests.support.tools import require_tool
-from tests.support.upstream import ORG_A, ORG_B, ROTATING_TOKEN, TOKEN_A, TOKEN_B, make_config
+from tests.support.upstream import ORG_A, ORG_B, ROTATING_TOKEN, TOKEN_A, TOKEN_B
 
 Client = TestClient[web.Request, web.Application]
 MakeParts = Callable[..., Awaitable[Parts]]

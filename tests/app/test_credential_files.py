@@ -15,8 +15,9 @@ from aiohttp.test_utils import TestServer
 from monitor.app import Parts
 from monitor.config import ConfigError
 from monitor.state import PollResult
+from tests.support.config import make_config
 from tests.support.credentials import Renewing, renewing_upstream
-from tests.support.upstream import ORG_A, ORG_C, TOKEN_A, make_config
+from tests.support.upstream import ORG_A, ORG_C, TOKEN_A
 
 MakeParts = Callable[..., Awaitable[Parts]]
 MakeServer = Callable[..., Awaitable[TestServer]]
@@ -145,9 +146,7 @@ def test_a_bad_json_file_at_start_is_a_config_error_by_key_path(
         ({"token_file": "${NOPE}/acme"}, "orgs[0].token_file: $NOPE in the path is not set"),
     ],
 )
-def test_credential_keys_are_checked_by_key_path(
-    tmp_path: Path, org: dict[str, object], problem: str
-) -> None:
+def test_credential_keys_are_checked_by_key_path(org: dict[str, object], problem: str) -> None:
     with pytest.raises(ConfigError) as refused:
         make_config("http://127.0.0.1:9", [{"uuid": ORG_A, **org}])
     assert any(line.startswith(problem) for line in refused.value.problems), refused.value.problems

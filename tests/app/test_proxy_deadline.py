@@ -10,7 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.support.upstream import ORG_A, TOKEN_A, make_config
+from tests.support.config import make_config
+from tests.support.upstream import ORG_A, TOKEN_A
 
 Client = TestClient[web.Request, web.Application]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -70,7 +71,7 @@ async def test_an_upstream_that_drips_its_body_is_cut_at_the_deadline(
 async def test_an_upstream_silent_before_its_headers_is_504_at_the_deadline(
     aiohttp_server: MakeServer, make_client: MakeClient
 ) -> None:
-    async def silent(request: web.Request) -> web.Response:
+    async def silent(_request: web.Request) -> web.Response:
         await asyncio.sleep(30)
         return web.Response()
 

@@ -13,7 +13,8 @@ from monitor.app import Reloads
 from monitor.config import ConfigError
 from monitor.schema import Config
 from monitor.state import UsageStore
-from tests.support.upstream import ORG_A, ORG_C, Upstream, make_config
+from tests.support.config import make_config
+from tests.support.upstream import ORG_A, ORG_C, Upstream
 from tests.support.waiting import until
 
 Client = TestClient[web.Request, web.Application]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from monitor.jobs import Work
 from tests.support.clock import FakeClock
@@ -64,3 +65,17 @@ class ManualJobs:
             ran += await self.run_due()
         self.clock.now = target
         return ran + await self.run_due()
+
+    async def advance_until(
+        self, condition: Callable[[], bool], what: str, *, step: float = 0.5, within: float = 600
+    ) -> float:
+        """Move the clock `step` seconds at a time (running what falls due) until
+        `condition()` holds; fail naming `what` after `within` seconds of the test's time.
+        Returns how far the clock moved."""
+        moved = 0.0
+        while not condition():
+            if moved >= within:
+                raise AssertionError(f"gave up after {within:g} s of test time waiting for {what}")
+            await self.advance(step)
+            moved += step
+        return moved

@@ -24,6 +24,11 @@ def labels(**pairs: str) -> Labels:
     return frozenset(pairs.items())
 
 
+def org_labels(name: str, org_uuid: str, **more: str) -> Labels:
+    """The labels of an org's series: `org`, `org_uuid` and any `more`."""
+    return labels(org=name, org_uuid=org_uuid, **more)
+
+
 def value(samples: Samples, name: str, **wanted: str) -> float | None:
     """The value of the one sample of `name` whose labels include `wanted`, or None."""
     found = [
@@ -48,3 +53,12 @@ async def scrape(client: TestClient[Any, Any]) -> tuple[str, Samples]:
     assert response.status == 200, await response.text()
     text = await response.text()
     return text, parse_metrics(text)
+
+
+def totals_by(samples: Samples, name: str, label: str) -> dict[str, float]:
+    """The samples of `name` summed by the value of one label ("" where it is absent)."""
+    totals: dict[str, float] = {}
+    for found_labels, v in samples.get(name, {}).items():
+        key = dict(found_labels).get(label, "")
+        totals[key] = totals.get(key, 0.0) + v
+    return totals

@@ -1,41 +1,82 @@
-"""`monitor` as a real process: start it, wait for it, stop it with a signal."""
+"""`monitor` as a real process: start it, wait for it, signal it, read its log.
+
+Its output goes to files rather than pipes, so a process that logs a lot never blocks on a
+pipe nobody reads, and the log can be read while it runs. Async tests call the blocking
+waits through the `*_async` methods, which keep the event loop (and the test's own
+servers) running meanwhile.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.net import get
+from tests.support.paths import ROOT
 from tests.support.waiting import until_sync
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 Check = Callable[[int, str], bool]
 
 
+# What coverage's `patch = subprocess` hands a Python child so that it measures itself.
+COVERAGE_VARIABLES = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
+
+
+def untraced_environ() -> dict[str, str]:
+    """This process's environment, minus what would make a Python child trace itself."""
+    return {k: v for k, v in os.environ.items() if k not in COVERAGE_VARIABLES}
+
+
+def any_answer(_status: int, _body: str) -> bool:
+    return True
+
+
+def status_200(status: int, _body: str) -> bool:
+    return status == 200
+
+
 class MonitorProcess:
-    """`python -m monitor ARGS` with stdout and stderr captured."""
+    """`python -m monitor ARGS`, run from the repository, stdout and stderr captured."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **(env or {})},
-            cwd=ROOT,
-        )
+        self._dir = tempfile.TemporaryDirectory(prefix="monitor-process-")
+        self._out = Path(self._dir.name) / "stdout"
+        self._err = Path(self._dir.name) / "stderr"
+        with self._out.open("wb") as out, self._err.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor", *args],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env={**os.environ, **(env or {})},
+                cwd=ROOT,
+            )
 
-    def wait_until(self, url: str, check: Check = lambda _s, _b: True, timeout: float = 30) -> str:
+    @property
+    def stdout(self) -> str:
+        return self._out.read_text(encoding="utf-8", errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return self._err.read_text(encoding="utf-8", errors="replace")
+
+    def _still_running(self) -> None:
+        if self.proc.poll() is not None:
+            self.proc.wait()
+            message = f"exited {self.proc.returncode}: {self.stdout}\n{self.stderr}"
+            raise AssertionError(message)
+
+    def wait_until(self, url: str, check: Check = any_answer, timeout: float = 30) -> str:
         """GET `url` until it answers and `check(status, body)` agrees; the body."""
 
         def answered() -> str | None:
-            if self.proc.poll() is not None:
-                out, err = self.proc.communicate()
-                raise AssertionError(f"exited {self.proc.returncode}: {out}\n{err}")
+            self._still_running()
             try:
                 status, body = get(url)
             except OSError:
@@ -44,23 +85,59 @@ class MonitorProcess:
 
         return until_sync(answered, f"{url} to answer as expected", timeout=timeout)
 
+    def wait_for_log(self, needle: str, timeout: float = 30) -> str:
+        """Wait until stderr holds `needle`; stderr so far."""
+
+        def logged() -> str | None:
+            text = self.stderr
+            if needle in text:
+                return text
+            self._still_running()
+            return None
+
+        return until_sync(logged, f"{needle!r} in the log", timeout=timeout)
+
+    def send_signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 20) -> tuple[int, str, str]:
+        """Wait for the exit: (status, stdout, stderr). Still running at `timeout`: killed,
+        and the test fails."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"still running after {timeout:g} s:\n{self.stderr}") from None
+        return code, self.stdout, self.stderr
+
     def stop(
         self, sig: signal.Signals = signal.SIGTERM, timeout: float = 20
     ) -> tuple[int, str, str]:
         """Send `sig` and wait for the exit: (status, stdout, stderr)."""
-        self.proc.send_signal(sig)
-        try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-            raise AssertionError(f"did not stop on {sig.name}:\n{err}") from None
-        return self.proc.returncode, out, err
+        self.send_signal(sig)
+        return self.wait(timeout)
+
+    async def wait_until_async(
+        self, url: str, check: Check = any_answer, within: float = 30
+    ) -> str:
+        """`wait_until` in a thread: the test's event loop (and its servers) go on."""
+        return await asyncio.to_thread(self.wait_until, url, check, within)
+
+    async def wait_for_log_async(self, needle: str, within: float = 30) -> str:
+        """`wait_for_log` in a thread."""
+        return await asyncio.to_thread(self.wait_for_log, needle, within)
+
+    async def wait_async(self, within: float = 20) -> tuple[int, str, str]:
+        """`wait` in a thread."""
+        return await asyncio.to_thread(self.wait, within)
 
     def kill(self) -> None:
+        """Kill it if it still runs, and remove its output files."""
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate()
+            self.proc.wait()
+        self._dir.cleanup()
 
 
 def assert_clean_exit(code: int, err: str) -> None:

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from monitor import families as f
 from monitor.credentials import RELOAD_RESULTS, LiveCredential
 from monitor.exposition import Account
-from monitor.state import PollResult, UsageStore
+from monitor.state import OrgState, PollResult, UsageStore
 
 ORG = ["org", "org_uuid"]
 
@@ -36,11 +36,11 @@ class ReferenceCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         window = [*ORG, "window"]
-        utilization, resets = _gauge(f.UTILIZATION, window), _gauge(f.RESETS_AT, window)
-        enabled, limit = _gauge(f.EXTRA_ENABLED, ORG), _gauge(f.EXTRA_LIMIT, ORG)
-        used, dropped = _gauge(f.EXTRA_USED, ORG), _gauge(f.WINDOWS_DROPPED, ORG)
-        up, success = _gauge(f.UP, ORG), _gauge(f.LAST_SUCCESS, ORG)
-        duration, next_poll = _gauge(f.DURATION, ORG), _gauge(f.NEXT_POLL, ORG)
+        payload = {
+            name: _gauge(family, window if family in WINDOWED else ORG)
+            for name, family in PAYLOAD.items()
+        }
+        health = {name: _gauge(family, ORG) for name, family in HEALTH.items()}
         polls = _counter(f.POLLS, [*ORG, "result"])
         expires = _gauge(f.CREDENTIAL_EXPIRES, ORG)
         reloads = _counter(f.CREDENTIAL_RELOADS, [*ORG, "result"])
@@ -49,41 +49,70 @@ class ReferenceCollector(Collector):
         discoveries = _counter(f.DISCOVERIES, ["account", "result"])
         for state in self._store:
             org = [state.target.name, state.target.uuid]
-            snapshot = state.snapshot
-            if snapshot is not None:
-                for w in snapshot.windows:
-                    if w.utilization is not None:
-                        utilization.add_metric([*org, w.name], w.utilization)
-                    if w.resets_at is not None:
-                        resets.add_metric([*org, w.name], w.resets_at)
-                extra = snapshot.extra
-                if extra is not None and extra.is_enabled is not None:
-                    enabled.add_metric(org, 1.0 if extra.is_enabled else 0.0)
-                if extra is not None and extra.monthly_limit is not None:
-                    limit.add_metric(org, extra.monthly_limit)
-                if extra is not None and extra.used_credits is not None:
-                    used.add_metric(org, extra.used_credits)
-                dropped.add_metric(org, len(snapshot.dropped))
-            if state.last_result is not None:
-                up.add_metric(org, 1.0 if state.up else 0.0)
-            if state.last_success is not None:
-                success.add_metric(org, state.last_success)
-            if state.duration is not None:
-                duration.add_metric(org, state.duration)
-            for result in PollResult:
-                polls.add_metric([*org, result.value], state.results[result])
-            if state.next_poll is not None:
-                next_poll.add_metric(org, state.next_poll)
+            _payload(payload, org, state)
+            _health(health, polls, org, state)
             _credential(expires, reloads, org, state.target.credential, state.target.origin)
         for account in self._accounts:
             label = [account.label]
             _credential(account_expires, account_reloads, label, account.credential, "config")
             for result in PollResult:
                 discoveries.add_metric([account.label, result.value], account.results[result])
-        yield from (utilization, resets, enabled, limit, used, dropped)
-        yield from (up, success, duration, polls, next_poll)
+        yield from payload.values()
+        yield from (health["up"], health["success"], health["duration"], polls, health["next"])
         yield from (_merged(expires, account_expires), _merged(reloads, account_reloads))
         yield discoveries
+
+
+PAYLOAD = {
+    "utilization": f.UTILIZATION,
+    "resets": f.RESETS_AT,
+    "enabled": f.EXTRA_ENABLED,
+    "limit": f.EXTRA_LIMIT,
+    "used": f.EXTRA_USED,
+    "dropped": f.WINDOWS_DROPPED,
+}
+WINDOWED = (f.UTILIZATION, f.RESETS_AT)
+HEALTH = {"up": f.UP, "success": f.LAST_SUCCESS, "duration": f.DURATION, "next": f.NEXT_POLL}
+
+
+def _payload(families: dict[str, GaugeMetricFamily], org: list[str], state: OrgState) -> None:
+    snapshot = state.snapshot
+    if snapshot is None:
+        return
+    for w in snapshot.windows:
+        if w.utilization is not None:
+            families["utilization"].add_metric([*org, w.name], w.utilization)
+        if w.resets_at is not None:
+            families["resets"].add_metric([*org, w.name], w.resets_at)
+    extra = snapshot.extra
+    if extra is not None:
+        for name, number in (
+            ("enabled", None if extra.is_enabled is None else float(extra.is_enabled)),
+            ("limit", extra.monthly_limit),
+            ("used", extra.used_credits),
+        ):
+            if number is not None:
+                families[name].add_metric(org, number)
+    families["dropped"].add_metric(org, len(snapshot.dropped))
+
+
+def _health(
+    families: dict[str, GaugeMetricFamily],
+    polls: CounterMetricFamily,
+    org: list[str],
+    state: OrgState,
+) -> None:
+    if state.last_result is not None:
+        families["up"].add_metric(org, 1.0 if state.up else 0.0)
+    for name, number in (
+        ("success", state.last_success),
+        ("duration", state.duration),
+        ("next", state.next_poll),
+    ):
+        if number is not None:
+            families[name].add_metric(org, number)
+    for result in PollResult:
+        polls.add_metric([*org, result.value], state.results[result])
 
 
 def _credential(

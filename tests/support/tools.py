@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import subprocess
 from typing import NoReturn
 
 import pytest
@@ -24,3 +26,20 @@ def missing(message: str) -> NoReturn:
     if os.environ.get(REQUIRE_TOOLS) == "1":
         pytest.fail(message + f" ({REQUIRE_TOOLS}=1: tools are required here)")
     pytest.skip(message)
+
+
+PROMTOOL_HINT = "apt-get install prometheus"
+
+
+async def promtool_check_metrics(exposition: str) -> subprocess.CompletedProcess[str]:
+    """`promtool check metrics` on an exposition (in a thread: the loop keeps serving)."""
+    promtool = require_tool("promtool", PROMTOOL_HINT)
+    return await asyncio.to_thread(
+        subprocess.run,
+        [promtool, "check", "metrics"],
+        input=exposition,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

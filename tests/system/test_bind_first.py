@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from monitor.simulator import Simulator
-from tests.support.process import ROOT
+from tests.support.paths import ROOT
 from tests.support.upstream import ORG_A, TOKEN_A, ThreadedSimulator, standard_simulator
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,9 @@ def write_config(path: Path, upstream: str, port: int, credentials: Path) -> Non
     )
 
 
-def test_up_stays_1_while_the_token_is_renewed_every_15_seconds(tmp_path: Path) -> None:
+def test_up_stays_1_while_the_token_is_renewed_every_15_seconds(
+    tmp_path: Path, start_monitor: Callable[..., MonitorProcess]
+) -> None:
     sim = standard_simulator()
     sim.add_account(org_uuids=[ORG_A, ORG_B], uuid=RENEWED_UUID, issued_tokens_only=True)
     credentials = tmp_path / ".credentials.json"
@@ -45,7 +48,7 @@ def test_up_stays_1_while_the_token_is_renewed_every_15_seconds(tmp_path: Path) 
         config = tmp_path / "config.toml"
         port = free_port()
         write_config(config, served.url, port, credentials)
-        process = MonitorProcess(["run", "--config", str(config)])
+        process = start_monitor(["run", "--config", str(config)])
         metrics = f"http://127.0.0.1:{port}/metrics"
         try:
             process.wait_until(

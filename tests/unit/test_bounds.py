@@ -8,7 +8,7 @@ import pytest
 from monitor.config import ConfigError
 from monitor.metrics import accepts_gzip, wants_openmetrics
 from monitor.usage import bound_windows, parse_usage
-from tests.support.upstream import make_config
+from tests.support.config import make_config
 
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
@@ -64,7 +64,9 @@ def test_known_windows_are_kept_first_then_the_payload_order() -> None:
 
 
 def test_a_payload_of_thousands_of_windows_keeps_the_bound() -> None:
-    payload = {f"codename_{i}": {"utilization": i % 100, "resets_at": None} for i in range(5000)}
+    payload: dict[str, dict[str, float | None]] = {
+        f"codename_{i}": {"utilization": i % 100, "resets_at": None} for i in range(5000)
+    }
     payload["five_hour"] = {"utilization": 50.0, "resets_at": None}
     snapshot = parse_usage(payload, max_windows=64)
     assert len(snapshot.windows) == 64

@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.openmetrics.parser import (
-    text_string_to_metric_families as parse_openmetrics,
+    text_string_to_metric_families as _parse_openmetrics,
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from pydantic import SecretStr
 
 from monitor.credentials import RELOAD_RESULTS, LiveCredential
 from monitor.exposition import UsageExposition
-from monitor.secret_sources import SecretReading, SecretSpec
+from monitor.secret_sources import SecretReading, SecretSpec, SourceKind
 from monitor.state import OrgState, PollResult, UsageStore
 from monitor.targets import OrgTarget
 from monitor.usage import ExtraUsage, UsageSnapshot, UsageWindow
@@ -32,7 +32,7 @@ Parsed = tuple[set[tuple[str, str, str]], set[tuple[str, frozenset[tuple[str, st
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 maybe = st.one_of(st.none(), finite)
 # Org names may hold anything a config or an upstream gives: quotes, backslashes, newlines.
-label_text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+label_text = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=12)
 window_name = st.from_regex(r"[A-Za-z0-9_.:-]{1,16}", fullmatch=True)
 
 
@@ -45,7 +45,7 @@ class FakeAccount:
 
 @st.composite
 def credentials(draw: st.DrawFn) -> LiveCredential:
-    source = draw(st.sampled_from(["env", "file"]))
+    source: SourceKind = draw(st.sampled_from(["env", "file"]))
     spec = SecretSpec("bearer", source, f"token_{source}", env="T", path=Path("/t"))
     reading = SecretReading(SecretStr("not-a-real-token"), draw(maybe))
     credential = LiveCredential(spec, reading, label="org=x")
@@ -102,6 +102,11 @@ def stores(draw: st.DrawFn) -> tuple[UsageStore, list[FakeAccount]]:
         for result in PollResult:
             account.results[result] = draw(st.integers(0, 1000))
     return store, accounts
+
+
+def parse_openmetrics(text: str) -> Any:
+    # prometheus_client leaves its OpenMetrics parser unannotated.
+    return _parse_openmetrics(text)  # type: ignore[no-untyped-call]
 
 
 def parsed(families: Any) -> Parsed:
