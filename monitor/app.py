@@ -27,6 +27,7 @@ from monitor.metrics import build_registry, metrics_handler
 from monitor.poller import Poller
 from monitor.proxy import Proxy
 from monitor.schema import Config
+from monitor.shield import RateLimitShield
 from monitor.state import UsageStore
 from monitor.status import StatusPage
 from monitor.targets import Targets
@@ -47,6 +48,7 @@ class Parts:
     targets: Targets
     poller: Poller
     discovery: Discovery
+    shield: RateLimitShield  # what the poller and the proxy know of rate-limited credentials
 
 
 def wire(
@@ -57,20 +59,24 @@ def wire(
     jobs: JobScheduler | None = None,
 ) -> Parts:
     """Build the polling side: the running config, the store, the upstream client (not
-    opened), the targets, the poller and discovery, sharing one job scheduler."""
+    opened), the targets, the poller and discovery, sharing one job scheduler; and the
+    rate-limit shield the poller shares with the proxy."""
     source = ConfigSource(config, loaded_at=clock())
     store = store if store is not None else UsageStore()
     jobs = jobs if jobs is not None else APSchedulerJobs()
     upstream = UpstreamClient(source)
     targets = Targets(source, clock)
-    poller = Poller(source, targets, store, upstream, jobs, clock=clock)
+    shield = RateLimitShield(source, clock)
+    poller = Poller(source, targets, store, upstream, jobs, clock=clock, shield=shield)
     discovery = Discovery(
         source, targets, upstream, jobs, on_change=poller.apply_targets, clock=clock
     )
-    return Parts(source, clock, store, upstream, jobs, targets, poller, discovery)
+    return Parts(source, clock, store, upstream, jobs, targets, poller, discovery, shield)
 
 
 _PARTS = web.AppKey("parts", Parts)
+# The proxy of an app, for tests that look at its usage cache.
+PROXY = web.AppKey("proxy", Proxy)
 
 
 def create_app(
@@ -88,10 +94,11 @@ def create_app(
     source, store, upstream = parts.config, parts.store, parts.upstream
     poller, discovery, jobs = parts.poller, parts.discovery, parts.jobs
     registry, proxy_metrics = build_registry(source)
-    proxy = Proxy(source, store, upstream, proxy_metrics)
+    proxy = Proxy(source, store, upstream, proxy_metrics, shield=parts.shield, clock=clock)
 
     app = web.Application()
     app[_PARTS] = parts
+    app[PROXY] = proxy
 
     async def upstream_session(_app: web.Application) -> AsyncIterator[None]:
         await upstream.open()

@@ -68,7 +68,8 @@ def make_config(
     environ: dict[str, str] | None = None,
     **sections: Any,
 ) -> Config:
-    """A validated Config whose upstream is `base_url`. Orgs default to A and B."""
+    """A validated Config whose upstream (the OAuth routes' too) is `base_url`. Orgs
+    default to A and B."""
     env = {"TOKEN_A": TOKEN_A, "TOKEN_B": TOKEN_B, "TOKEN_C": TOKEN_C, **(environ or {})}
     if orgs is None:
         orgs = [
@@ -77,7 +78,9 @@ def make_config(
         ]
     upstream = {"base_url": base_url, "timeout_seconds": 2, **sections.pop("upstream", {})}
     poll = {"interval_seconds": 1, "max_interval_seconds": 5, **sections.pop("poll", {})}
-    document = {"upstream": upstream, "poll": poll, "orgs": orgs, **sections}
+    # The OAuth routes go to the same test upstream, never to the real one.
+    proxy = {"oauth_base_url": base_url, **sections.pop("proxy", {})}
+    document = {"upstream": upstream, "poll": poll, "proxy": proxy, "orgs": orgs, **sections}
     return parse_config(document, environ=env, source="test")
 
 
