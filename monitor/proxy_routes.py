@@ -1,4 +1,5 @@
-"""The proxy's routes: their names (the `endpoint` label), methods and path templates."""
+"""The proxy's routes: their names (the `endpoint` label), methods and path templates;
+which are usage reads; and what one request ended as (`Outcome`, for the metrics)."""
 
 from __future__ import annotations
 
