@@ -87,6 +87,10 @@ async def test_ai_limit_checker_reads_oauth_usage_through_monitor(
     client = await make_client(config, poll=False)
     claude_code_home(tmp_path, TOKEN_C)
     monkeypatch.setenv("HOME", str(tmp_path))
+    # Its result cache is placed at import, under the real home: keep it in the test's.
+    cache_dir = tmp_path / ".cache" / "ai-limit-checker"
+    monkeypatch.setattr(ai_limit_checker.cli, "CACHE_DIR", cache_dir)
+    monkeypatch.setattr(ai_limit_checker.cli, "CACHE_FILE", cache_dir / "usage.json")
     monkeypatch.setattr(ai_limit_checker.claude, "USAGE_URL", f"{url_of(client)}/api/oauth/usage")
     for _ in range(2):
         status = await asyncio.to_thread(ai_limit_checker.cli.main, ["--claude", "--no-cache"])
