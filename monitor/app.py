@@ -27,10 +27,12 @@ from monitor.metrics import build_registry, metrics_handler
 from monitor.poller import Poller
 from monitor.proxy import Proxy
 from monitor.schema import Config
+from monitor.shield import RateLimitShield
 from monitor.state import UsageStore
 from monitor.status import StatusPage
 from monitor.targets import Targets
 from monitor.upstream import UpstreamClient
+from monitor.usage_cache import UsageCache
 
 log = logging.getLogger("monitor")
 
@@ -47,6 +49,8 @@ class Parts:
     targets: Targets
     poller: Poller
     discovery: Discovery
+    shield: RateLimitShield  # what the poller and the proxy know of rate-limited credentials
+    cache: UsageCache  # the proxy's usage answers, when [proxy] usage_cache_seconds is on
 
 
 def wire(
@@ -55,19 +59,24 @@ def wire(
     store: UsageStore | None = None,
     clock: Callable[[], float] = time.time,
     jobs: JobScheduler | None = None,
+    cache: UsageCache | None = None,
 ) -> Parts:
     """Build the polling side: the running config, the store, the upstream client (not
-    opened), the targets, the poller and discovery, sharing one job scheduler."""
+    opened), the targets, the poller and discovery, sharing one job scheduler; and the
+    rate-limit shield the poller shares with the proxy."""
     source = ConfigSource(config, loaded_at=clock())
     store = store if store is not None else UsageStore()
     jobs = jobs if jobs is not None else APSchedulerJobs()
     upstream = UpstreamClient(source)
     targets = Targets(source, clock)
-    poller = Poller(source, targets, store, upstream, jobs, clock=clock)
+    shield = RateLimitShield(source, clock)
+    poller = Poller(source, targets, store, upstream, jobs, clock=clock, shield=shield)
     discovery = Discovery(
         source, targets, upstream, jobs, on_change=poller.apply_targets, clock=clock
     )
-    return Parts(source, clock, store, upstream, jobs, targets, poller, discovery)
+    if cache is None:
+        cache = UsageCache(lambda: source.current.proxy, clock)
+    return Parts(source, clock, store, upstream, jobs, targets, poller, discovery, shield, cache)
 
 
 _PARTS = web.AppKey("parts", Parts)
@@ -79,16 +88,19 @@ def create_app(
     store: UsageStore | None = None,
     clock: Callable[[], float] = time.time,
     jobs: JobScheduler | None = None,
+    cache: UsageCache | None = None,
     poll: bool = True,
 ) -> web.Application:
     """Build the application. `poll=False` serves without polling (the store then only
     changes through the proxy's passive refresh); `jobs` replaces APScheduler, so tests
-    can drive time."""
-    parts = wire(config, store=store, clock=clock, jobs=jobs)
+    can drive time; `store` and `cache` are the caller's to look into."""
+    parts = wire(config, store=store, clock=clock, jobs=jobs, cache=cache)
     source, store, upstream = parts.config, parts.store, parts.upstream
     poller, discovery, jobs = parts.poller, parts.discovery, parts.jobs
     registry, proxy_metrics = build_registry(source)
-    proxy = Proxy(source, store, upstream, proxy_metrics)
+    proxy = Proxy(
+        source, store, upstream, proxy_metrics, shield=parts.shield, cache=parts.cache, clock=clock
+    )
 
     app = web.Application()
     app[_PARTS] = parts

@@ -44,8 +44,8 @@ def demo_config(
     """The daemon's config for the demo: every simulated org, polled fast; the renewed
     org reads its token from `credentials_file` as from Claude Code's.
 
-    `[server]`, `[upstream]` timeouts and `[poll]` come from the user's file when one was
-    given; the orgs and the upstream address are always the simulator's.
+    `[server]`, `[upstream]` timeouts, `[poll]` and `[proxy]` come from the user's file
+    when one was given; the orgs and the upstream addresses are always the simulator's.
     """
     environ = {f"DEMO_TOKEN_{org.name.upper()}": org.token for org in credentials.orgs}
     environ["DEMO_ACCOUNT_TOKEN"] = credentials.account_token
@@ -53,6 +53,7 @@ def demo_config(
         "server": base.server.model_dump() if base else {},
         "upstream": {**(base.upstream.model_dump() if base else {}), "base_url": simulator_url},
         "poll": base.poll.model_dump() if base else DEMO_POLL,
+        "proxy": {**(base.proxy.model_dump() if base else {}), "oauth_base_url": simulator_url},
         "orgs": [
             *(
                 {"uuid": org.uuid, "name": org.name, "token_env": f"DEMO_TOKEN_{org.name.upper()}"}
@@ -135,6 +136,7 @@ async def _serve_demo(
 
 def _banner(url: str, sim_url: str, credentials: DemoCredentials, credentials_file: Path) -> str:
     acme = credentials.orgs[0]
+    oauth = f"curl -H 'Authorization: Bearer {credentials.token_for('globex')}' "
     return "\n".join(
         [
             (
@@ -153,6 +155,8 @@ def _banner(url: str, sim_url: str, credentials: DemoCredentials, credentials_fi
                 f"  proxy       curl -H 'Authorization: Bearer {acme.token}' "
                 f"{url}/api/organizations/{acme.uuid}/usage"
             ),
+            f"  oauth       {oauth}{url}/api/oauth/usage",
+            f"              {oauth}{url}/api/oauth/profile",
             f"  simulator   {sim_url}  (state: {sim_url}/_simulator/state)",
             "Ctrl-C to stop.",
         ]

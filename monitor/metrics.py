@@ -62,6 +62,7 @@ class MonitorCollector(Collector):
 class ProxyMetrics:
     requests: Counter
     duration: Histogram
+    cache: Counter
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> ProxyMetrics:
@@ -79,11 +80,22 @@ class ProxyMetrics:
                 buckets=PROXY_BUCKETS,
                 registry=registry,
             ),
+            cache=Counter(
+                "claude_proxy_cache_requests",
+                "Usage reads by route name and what the usage cache did: hit (answered from "
+                "it, or from an identical read under way), miss (went upstream) or bypass "
+                "(Cache-Control: no-cache). Counted only while the cache is on.",
+                ["endpoint", "result"],
+                registry=registry,
+            ),
         )
 
     def observe(self, endpoint: str, method: str, code: int, seconds: float) -> None:
         self.requests.labels(endpoint, method, str(code)).inc()
         self.duration.labels(endpoint).observe(seconds)
+
+    def count_cache(self, endpoint: str, result: str) -> None:
+        self.cache.labels(endpoint, result).inc()
 
 
 def build_registry(config: ConfigSource) -> tuple[CollectorRegistry, ProxyMetrics]:

@@ -1,12 +1,15 @@
 """Passive refresh: a usage answer the proxy relays for a polled org also updates its
 snapshot. `UsageTee` keeps a bounded copy of the relayed bytes; `decode_usage` turns them,
-as they went over the wire, into a snapshot."""
+as they went over the wire, into a snapshot; `orgs_polling` finds the orgs an OAuth usage
+answer belongs to."""
 
 from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Iterable
 
+from monitor.state import OrgState
 from monitor.upstream import MAX_BODY_BYTES
 from monitor.usage import MAX_WINDOWS, UsageSnapshot, parse_usage
 
@@ -32,6 +35,18 @@ def decode_usage(
     if not isinstance(payload, dict):
         raise ValueError(f"usage body is a JSON {type(payload).__name__}, not an object")
     return parse_usage(payload, max_windows)
+
+
+def orgs_polling(states: Iterable[OrgState], usage_url: str, fingerprint: str) -> list[str]:
+    """The orgs that poll exactly `usage_url` with the credential of this fingerprint (an
+    `/api/oauth/usage` answer is the usage of whoever's token asked, not of an org in the
+    path). Fingerprints are hashes: no token is compared as text here."""
+    return [
+        state.target.uuid
+        for state in states
+        if state.target.usage_url == usage_url
+        and state.target.credential.current.fingerprint == fingerprint
+    ]
 
 
 def _inflate(body: bytes, wbits: int) -> bytes:

@@ -3,7 +3,9 @@
 One job per org, moved after each poll to the time `next_poll_delay` chooses. A `Limiter`
 bounds the polls in flight (`[poll] concurrency`, re-read on reload), and a lock per
 credential keeps orgs that share one from being polled at the same moment (the upstream
-rate-limits per token).
+rate-limits per token). With `[proxy] shield_rate_limits` on, the `RateLimitShield` it
+shares with the proxy learns of its 429s, and a credential the proxy saw limited is not
+polled before its hold ends.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from monitor.failure_log import FailureLog
 from monitor.jobs import JobScheduler, Work
 from monitor.limiter import Limiter
 from monitor.schedule import PollOutcome, PollPolicy, next_poll_delay, usage_changed
+from monitor.shield import RateLimitShield
 from monitor.state import PollResult, UsageStore
 from monitor.targets import OrgTarget, Targets
 from monitor.upstream import PollError, UpstreamClient
@@ -50,8 +53,10 @@ class Poller:
         *,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
+        shield: RateLimitShield | None = None,
     ) -> None:
         self._config = config
+        self._shield = shield if shield is not None else RateLimitShield(config, clock)
         self._targets = targets
         self._store = store
         self._client = client
@@ -118,9 +123,37 @@ class Poller:
         return work
 
     async def _poll_job(self, org_uuid: str) -> None:
+        held = self._held_for(org_uuid)
+        if held > 0:  # the proxy saw this credential limited since this poll was scheduled
+            if self._scheduling:
+                self._schedule(org_uuid, held)
+            return
         result = await self.poll(org_uuid)
         if result is not None and org_uuid in self._store and self._scheduling:
             self._schedule(org_uuid, self._delay_after(org_uuid, result))
+
+    def _fingerprint(self, org_uuid: str) -> str | None:
+        state = self._store.get(org_uuid)
+        return None if state is None else state.target.credential.current.fingerprint
+
+    def _held_for(self, org_uuid: str) -> float:
+        """Seconds until the shield releases this org's credential (0 when it does not
+        hold it)."""
+        fingerprint = self._fingerprint(org_uuid)
+        hold = None if fingerprint is None else self._shield.held(fingerprint)
+        return 0.0 if hold is None else hold.until - self._clock()
+
+    def _tell_shield(self, org_uuid: str, result: PollResult, delay: float) -> float:
+        """Share what this poll learnt about its credential, and wait at least as long
+        as the shield holds it."""
+        fingerprint = self._fingerprint(org_uuid)
+        if fingerprint is None:
+            return delay
+        if result is PollResult.RATE_LIMITED:
+            self._shield.hold_until(fingerprint, self._clock() + delay)
+        elif result is PollResult.SUCCESS:
+            self._shield.release(fingerprint)
+        return max(delay, self._held_for(org_uuid))
 
     async def poll(self, org_uuid: str) -> PollResult | None:
         """Poll one org now and record the outcome; None if the org is gone."""
@@ -211,6 +244,7 @@ class Poller:
                 retry_after=backoff.retry_after,
             )
         delay = next_poll_delay(outcome, policy, self._clock(), self._jitter())
+        delay = self._tell_shield(org_uuid, result, delay)
         backoff.previous_delay = delay
         return delay
 

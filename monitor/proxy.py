@@ -4,6 +4,8 @@ Each request is checked locally first (path, parameters, credentials, body; see
 `proxy_rules`), then forwarded over the one upstream `ClientSession` with the caller's own
 headers, and the answer is streamed back byte for byte. The proxy makes an answer itself
 only when it refuses a request or cannot get one from the upstream, always as a JSON error.
+Usage reads may also be answered from memory, with the upstream's own bytes, by the usage
+cache or the rate-limit shield when those are on (see `usage_reads`).
 
 The `code` label of `claude_proxy_requests_total` is the status sent to the caller; a caller
 that hangs up before anything was sent is counted as 499 (nginx's "client closed request").
@@ -13,17 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from monitor.config_source import ConfigSource
 from monitor.limiter import Limiter
 from monitor.metrics import ProxyMetrics
-from monitor.passive_refresh import UsageTee, decode_usage
+from monitor.passive_refresh import UsageTee, decode_usage, orgs_polling
 from monitor.proxy_errors import (
     ProxyError,
     method_not_allowed,
@@ -34,10 +38,11 @@ from monitor.proxy_errors import (
     upstream_failure,
     where,
 )
-from monitor.proxy_routes import CLIENT_CLOSED, ROUTES, UNMATCHED, Route, method_label
+from monitor.proxy_routes import ROUTES, UNMATCHED, Outcome, Route, method_label
 from monitor.proxy_rules import (
     MAX_REQUEST_BODY_BYTES,
     SKIP_AUTO_HEADERS,
+    caller_credential,
     check_content_length,
     check_credentials,
     check_memory_query,
@@ -50,24 +55,21 @@ from monitor.proxy_rules import (
     upstream_url,
 )
 from monitor.schema import Config, proxy_connection_share
+from monitor.shield import RateLimitShield
 from monitor.state import UsageStore
 from monitor.upstream import UpstreamClient
+from monitor.usage_cache import Capture, UsageCache
+from monitor.usage_reads import UsageReads
 
 log = logging.getLogger("monitor.proxy")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@dataclass
-class _Outcome:
-    """What one request ended as, for the metrics: the status sent (499 until one is)."""
-
-    code: int = CLIENT_CLOSED
-
-
 class Proxy:
     """The proxy's handlers. Settings are read from `config` per request, so a reload
-    (new orgs, base URLs, timeout) applies to the next one."""
+    (new orgs, base URLs, timeout, cache and shield settings) applies to the next one.
+    Usage reads go through `UsageReads` (the cache and the rate-limit shield)."""
 
     def __init__(
         self,
@@ -75,11 +77,19 @@ class Proxy:
         store: UsageStore,
         upstream: UpstreamClient,
         metrics: ProxyMetrics,
+        *,
+        shield: RateLimitShield | None = None,
+        cache: UsageCache | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
         self._store = store
         self._upstream = upstream
         self._metrics = metrics
+        shield = shield if shield is not None else RateLimitShield(config, clock)
+        if cache is None:
+            cache = UsageCache(lambda: config.current.proxy, clock)
+        self._reads = UsageReads(config, shield, cache, metrics.count_cache, clock)
         # Back-pressure: the upstream connections the proxy may hold at once, its share of
         # the pool it shares with the poller (see `proxy_connection_share`).
         self._slots = Limiter(self._capacity)
@@ -115,7 +125,7 @@ class Proxy:
         leaves `async with session.request(...)`, which closes the upstream request."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        outcome = _Outcome()
+        outcome = Outcome()
         try:
             return await self._serve(route, request, outcome)
         except asyncio.CancelledError:
@@ -130,7 +140,7 @@ class Proxy:
             )
 
     async def _serve(
-        self, route: Route | None, request: web.Request, outcome: _Outcome
+        self, route: Route | None, request: web.Request, outcome: Outcome
     ) -> web.StreamResponse:
         try:
             check_raw_path(request.raw_path)
@@ -145,6 +155,14 @@ class Proxy:
             body = await _read_body(request)
             if route.name == "web_fetch":
                 check_web_fetch_body(body)
+            if route.reads_usage:
+
+                async def fetch(
+                    extra: Mapping[str, str], capture: Capture | None
+                ) -> web.StreamResponse:
+                    return await self._forward(route, request, body, outcome, extra, capture)
+
+                return await self._reads.serve(route, request, outcome, fetch)
             return await self._forward(route, request, body, outcome)
         except ProxyError as error:
             outcome.code = error.status
@@ -152,8 +170,11 @@ class Proxy:
 
     def _base_url(self, route: Route, params: dict[str, str]) -> str:
         """The org's own base URL when it has one (configured or discovered), else the
-        default upstream. Never anything the caller chose."""
+        default upstream; `[proxy] oauth_base_url` for the OAuth routes. Never anything the
+        caller chose."""
         config = self._config.current
+        if route.is_oauth:
+            return config.proxy.oauth_base_url
         if route.has_org:
             org_uuid = str(uuid.UUID(params["org_uuid"]))
             state = self._store.get(org_uuid)
@@ -170,7 +191,13 @@ class Proxy:
         return config.upstream.base_url
 
     async def _forward(
-        self, route: Route, request: web.Request, body: bytes, outcome: _Outcome
+        self,
+        route: Route,
+        request: web.Request,
+        body: bytes,
+        outcome: Outcome,
+        extra: Mapping[str, str] | None = None,
+        capture: Capture | None = None,
     ) -> web.StreamResponse:
         params = dict(request.match_info)
         url = upstream_url(
@@ -196,7 +223,8 @@ class Proxy:
                 auto_decompress=False,
                 timeout=timeout,
             ) as answer:
-                return await self._relay(route, request, answer, outcome)
+                relay = _Relay(url, extra or {}, capture)
+                return await self._relay(route, request, answer, outcome, relay)
         except (TimeoutError, aiohttp.ClientError) as exc:
             error = upstream_failure(exc, url, seconds)
             if error is None:
@@ -220,14 +248,21 @@ class Proxy:
         route: Route,
         request: web.Request,
         answer: aiohttp.ClientResponse,
-        outcome: _Outcome,
+        outcome: Outcome,
+        relay: _Relay,
     ) -> web.StreamResponse:
         """Stream the upstream's answer back as it comes. Once the status line went out, a
         failure can no longer become a JSON error: the caller's connection is aborted, so it
         sees a truncated answer rather than a complete-looking wrong one."""
         response = web.StreamResponse(status=answer.status, reason=answer.reason)
-        response.headers.extend(response_headers(answer.headers))
-        tee = self._tee_for(route, request, answer)
+        relayed = response_headers(answer.headers)
+        response.headers.extend(relayed)
+        response.headers.update(relay.extra)
+        capture = relay.capture
+        if capture is not None:
+            capture.start(answer.status, answer.reason or "", relayed.items())
+        refreshed = self._refreshed_by(route, request, answer, relay.url)
+        tee = UsageTee() if refreshed else None
         await response.prepare(request)
         outcome.code = answer.status
         while True:
@@ -254,23 +289,35 @@ class Proxy:
                 return response
             if tee is not None:
                 tee.feed(chunk)
+            if capture is not None:
+                capture.feed(chunk)
         await response.write_eof()
+        if capture is not None:
+            capture.complete = True
         if tee is not None:
-            self._refresh(request.match_info["org_uuid"], tee, answer)
+            self._refresh(refreshed, tee, answer)
         return response
 
-    def _tee_for(
-        self, route: Route, request: web.Request, answer: aiohttp.ClientResponse
-    ) -> UsageTee | None:
-        if route.name != "usage" or answer.status != 200:
-            return None
-        org_uuid = str(uuid.UUID(request.match_info["org_uuid"]))
-        return UsageTee() if org_uuid in self._store else None
+    def _refreshed_by(
+        self, route: Route, request: web.Request, answer: aiohttp.ClientResponse, url: URL
+    ) -> list[str]:
+        """The polled orgs whose snapshot this answer refreshes: the org of a `usage`
+        read; for `oauth_usage`, every org that polls this same URL with the caller's
+        credential (compared by fingerprint)."""
+        if answer.status != 200:
+            return []
+        if route.name == "usage":
+            org_uuid = str(uuid.UUID(request.match_info["org_uuid"]))
+            return [org_uuid] if org_uuid in self._store else []
+        if route.name == "oauth_usage":
+            credential = caller_credential(request.headers)
+            if credential is not None:
+                return orgs_polling(self._store, str(url), credential.fingerprint)
+        return []
 
-    def _refresh(self, raw_uuid: str, tee: UsageTee, answer: aiohttp.ClientResponse) -> None:
-        """Passive refresh: the relayed usage answer also updates the org's snapshot. Runs
+    def _refresh(self, org_uuids: list[str], tee: UsageTee, answer: aiohttp.ClientResponse) -> None:
+        """Passive refresh: the relayed usage answer also updates the orgs' snapshot. Runs
         after the last byte went out; a failure here is only a debug line."""
-        org_uuid = str(uuid.UUID(raw_uuid))
         try:
             snapshot = decode_usage(
                 tee.body(),
@@ -278,10 +325,11 @@ class Proxy:
                 self._config.current.poll.max_windows_per_org,
             )
         except ValueError as exc:
-            log.debug("relayed usage of %s not used for a refresh: %s", org_uuid, exc)
+            log.debug("relayed usage of %s not used for a refresh: %s", org_uuids[0], exc)
             return
-        if self._store.record_relayed(org_uuid, snapshot):
-            log.debug("usage of %s refreshed from a relayed answer", org_uuid)
+        for org_uuid in org_uuids:
+            if self._store.record_relayed(org_uuid, snapshot):
+                log.debug("usage of %s refreshed from a relayed answer", org_uuid)
 
 
 async def _read_body(request: web.Request) -> bytes:
@@ -296,6 +344,16 @@ async def _read_body(request: web.Request) -> bytes:
             raise too_large(MAX_REQUEST_BODY_BYTES)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class _Relay:
+    """What one relay needs besides the answer: the URL it went to, headers to add, and
+    where to copy the answer (for the cache and the shield)."""
+
+    url: URL
+    extra: Mapping[str, str]
+    capture: Capture | None
 
 
 def _name(route: Route | None) -> str:

@@ -1,4 +1,5 @@
-"""The proxy's routes: their names (the `endpoint` label), methods and path templates."""
+"""The proxy's routes: their names (the `endpoint` label), methods and path templates;
+which are usage reads; and what one request ended as (`Outcome`, for the metrics)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ UNMATCHED = "unmatched"  # the `endpoint` label of a local 404 under /api/
 CLIENT_CLOSED = 499  # nginx's code for "the client went away before an answer was sent"
 
 ORG = "/api/organizations/{org_uuid}"
+OAUTH = "/api/oauth"
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,16 @@ class Route:
     @property
     def has_org(self) -> bool:
         return "{org_uuid}" in self.path
+
+    @property
+    def is_oauth(self) -> bool:
+        """Forwarded to `[proxy] oauth_base_url` (Claude Code's own endpoints)."""
+        return self.path.startswith(OAUTH + "/")
+
+    @property
+    def reads_usage(self) -> bool:
+        """A usage read: cached and shielded when those are on."""
+        return self.name in USAGE_ROUTES
 
     def upstream_path(self, params: Mapping[str, str]) -> str:
         """The path with its (already validated) parameters filled in."""
@@ -42,8 +54,19 @@ ROUTES: tuple[Route, ...] = (
     Route("organizations", "GET", "/api/organizations"),
     Route("account", "GET", "/api/account"),
     Route("bootstrap", "GET", "/api/bootstrap"),
+    Route("oauth_usage", "GET", f"{OAUTH}/usage"),
+    Route("oauth_profile", "GET", f"{OAUTH}/profile"),
 )
+USAGE_ROUTES = frozenset({"usage", "oauth_usage"})
 ROUTES_BY_NAME: Mapping[str, Route] = {route.name: route for route in ROUTES}
+
+
+@dataclass
+class Outcome:
+    """What one request ended as, for the metrics: the status sent (499 until one is)."""
+
+    code: int = CLIENT_CLOSED
+
 
 # The `method` label: any other verb is counted as OTHER, so a scanner cannot grow the series.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -7,16 +7,19 @@ them to aiohttp and the upstream session.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from multidict import CIMultiDict, MultiMapping
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from yarl import URL
 
+from monitor.credentials import Credential
 from monitor.keypath import key_path
 from monitor.proxy_errors import ProxyError, shown, too_large
 
@@ -103,6 +106,37 @@ def check_credentials(headers: Mapping[str, str]) -> None:
         "no Authorization or Cookie header: send your own 'Authorization: Bearer <token>' "
         "or 'Cookie: sessionKey=<key>' (the proxy never adds the daemon's credentials)",
     )
+
+
+def caller_credential(headers: Mapping[str, str]) -> Credential | None:
+    """The credential a caller presents, as monitor's own would be presented: the bearer
+    token of `Authorization` if there is one, else the `sessionKey` cookie. Its
+    `fingerprint` is comparable with a configured org's; the value stays in memory."""
+    authorization = headers.get("Authorization", "").strip()
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return Credential("bearer", SecretStr(token.strip()), "the caller's Authorization")
+    cookie: SimpleCookie = SimpleCookie()
+    try:
+        cookie.load(headers.get("Cookie", ""))
+    except CookieError:
+        return None
+    morsel = cookie.get("sessionKey")
+    if morsel is None or not morsel.value.strip():
+        return None
+    return Credential("session", SecretStr(morsel.value.strip()), "the caller's Cookie")
+
+
+def credentials_digest(headers: MultiMapping[str]) -> str:
+    """A hash of every `Authorization` and `Cookie` value the caller sent, in order: two
+    requests share a cache entry only when this is equal. Never the values themselves."""
+    digest = hashlib.sha256()
+    for name in ("Authorization", "Cookie"):
+        for value in headers.getall(name, []):
+            digest.update(name.encode() + b"\0" + value.encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()
 
 
 def check_content_length(value: str | None) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from monitor.credentials import LiveCredential
-from monitor.schema import Config
+from monitor.schema import Config, ProxyConfig
 from monitor.state import OrgState
 from monitor.targets import configured_targets
 from monitor.usage import ExtraUsage
@@ -67,6 +67,18 @@ def credential_summary(credential: LiveCredential, now: float) -> str:
     return f"{current.kind} ******** ({length} chars, {spec.kind} {spec.location()}; {expiry})"
 
 
+def proxy_summary(proxy: ProxyConfig) -> str:
+    """The proxy's own settings, one line: where the OAuth routes go, cache, shield."""
+    cache = "usage cache off"
+    if proxy.usage_cache_seconds > 0:
+        cache = (
+            f"usage cache {proxy.usage_cache_seconds:g} s (at most "
+            f"{proxy.usage_cache_max_entries} answers, {proxy.usage_cache_max_bytes} bytes)"
+        )
+    shield = "on" if proxy.shield_rate_limits else "off"
+    return f"proxy:    oauth routes to {proxy.oauth_base_url}, {cache}, rate-limit shield {shield}"
+
+
 def print_config(config: Config, source: str, warnings: Sequence[str], out: TextIO) -> None:
     up, poll, server = config.upstream, config.poll, config.server
     lines = [
@@ -75,6 +87,7 @@ def print_config(config: Config, source: str, warnings: Sequence[str], out: Text
         f"upstream: {up.base_url} (timeout {up.timeout_seconds:g} s, user agent {up.user_agent!r})",
         f"poll:     every {poll.interval_seconds:g} s, up to {poll.max_interval_seconds:g} s "
         f"while idle, {poll.concurrency} at once" + (f", shard {poll.shard}" if poll.shard else ""),
+        proxy_summary(config.proxy),
         f"orgs ({len(config.orgs)}):",
     ]
     now = time.time()

@@ -111,6 +111,34 @@ class PollConfig(_Section):
         return value
 
 
+# A cached usage answer larger than this is relayed but not kept (usage bodies are a few KB).
+MAX_CACHE_ENTRY_BYTES = 256 * 1024
+
+
+class ProxyConfig(_Section):
+    """The proxy's own settings: where the OAuth routes go, the usage cache, the shield."""
+
+    # Where `/api/oauth/usage` and `/api/oauth/profile` are forwarded (Claude Code's host,
+    # whatever `[upstream] base_url` is).
+    oauth_base_url: str = "https://api.anthropic.com"
+    # Identical usage reads within this many seconds share one upstream answer; 0 is off.
+    usage_cache_seconds: float = Field(default=0.0, ge=0, le=3600)
+    usage_cache_max_entries: int = Field(default=1000, ge=1, le=100_000)
+    usage_cache_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3)
+    # After a 429 on a usage route, answer that credential's usage reads from memory.
+    shield_rate_limits: bool = False
+
+    @field_validator("oauth_base_url")
+    @classmethod
+    def _oauth_base_url(cls, value: str) -> str:
+        return _check_base_url(value)
+
+    @property
+    def max_entry_bytes(self) -> int:
+        """The largest answer the usage cache keeps."""
+        return min(MAX_CACHE_ENTRY_BYTES, self.usage_cache_max_bytes)
+
+
 class _CredentialSource(CredentialFields):
     base_url: str | None = None
 
@@ -155,6 +183,7 @@ class Config(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     poll: PollConfig = Field(default_factory=PollConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     orgs: list[OrgConfig] = Field(default_factory=list)
     accounts: list[AccountConfig] = Field(default_factory=list)
 

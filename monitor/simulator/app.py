@@ -18,6 +18,7 @@ from monitor.simulator.control import CONTROL_PREFIX, add_control_routes
 from monitor.simulator.errors import ApiError
 from monitor.simulator.faults import CLOUDFLARE_HTML, Fault
 from monitor.simulator.model import (
+    SimAccount,
     SimOrg,
     SimProject,
     account_json,
@@ -26,6 +27,7 @@ from monitor.simulator.model import (
     memory_json,
     organizations_json,
     parse_web_fetch,
+    profile_json,
     project_json,
     url_allowed,
     web_fetch_json,
@@ -38,6 +40,7 @@ SIMULATOR_KEY = web.AppKey("simulator", Simulator)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ORG = "/api/organizations/{org_uuid}"
+OAUTH = "/api/oauth/"
 
 
 def json_answer(data: JSONValue, status: int = 200) -> web.Response:
@@ -113,6 +116,8 @@ async def upstream_middleware(request: web.Request, handler: Handler) -> web.Str
         return await handler(request)
     sim = request.app[SIMULATOR_KEY]
     org_uuid = request.match_info.get("org_uuid")
+    if request.path.startswith(OAUTH):  # about the org the token acts for
+        org_uuid = sim.oauth_org_uuid(request.headers)
     sim.record(
         RecordedRequest(
             method=request.method,
@@ -210,6 +215,28 @@ async def web_fetch(request: web.Request) -> web.Response:
     return json_answer(web_fetch_json(url))
 
 
+def _token_org(request: web.Request) -> tuple[SimAccount, SimOrg] | ApiError:
+    sim = request.app[SIMULATOR_KEY]
+    account = sim.authenticate(request.headers)
+    if isinstance(account, ApiError):
+        return account
+    org = sim.token_org(account)
+    return org if isinstance(org, ApiError) else (account, org)
+
+
+async def oauth_usage(request: web.Request) -> web.Response:
+    """`/api/oauth/usage`: the usage of the org the token acts for."""
+    found = _token_org(request)
+    if isinstance(found, ApiError):
+        return error_answer(found)
+    return json_answer(request.app[SIMULATOR_KEY].usage(found[1].uuid))
+
+
+async def oauth_profile(request: web.Request) -> web.Response:
+    found = _token_org(request)
+    return error_answer(found) if isinstance(found, ApiError) else json_answer(profile_json(*found))
+
+
 async def organizations(request: web.Request) -> web.Response:
     sim = request.app[SIMULATOR_KEY]
     account = sim.authenticate(request.headers)
@@ -247,5 +274,7 @@ def simulator_app(sim: Simulator) -> web.Application:
     app.router.add_get("/api/organizations", organizations)
     app.router.add_get("/api/account", account)
     app.router.add_get("/api/bootstrap", bootstrap)
+    app.router.add_get(f"{OAUTH}usage", oauth_usage)
+    app.router.add_get(f"{OAUTH}profile", oauth_profile)
     add_control_routes(app, sim)
     return app

@@ -200,6 +200,27 @@ def account_json(account: SimAccount, orgs: Iterable[SimOrg]) -> JSONObject:
     }
 
 
+def profile_json(account: SimAccount, org: SimOrg) -> JSONObject:
+    """`/api/oauth/profile`: the token's account and the organization it acts for."""
+    name = account.uuid.split("-")[0]
+    return {
+        "account": {
+            "uuid": account.uuid,
+            "email_address": f"user-{name}@example.com",
+            "full_name": f"Simulated user {name}",
+            "has_claude_max": org.plan == "max",
+            "has_claude_pro": org.plan == "pro",
+        },
+        "organization": {
+            "uuid": org.uuid,
+            "name": org.name,
+            "organization_type": f"claude_{org.plan}",
+            "billing_type": "stripe_subscription",
+            "rate_limit_tier": f"default_claude_{org.plan}",
+        },
+    }
+
+
 def parse_web_fetch(body: object) -> tuple[str, list[str]]:
     """Validate a web_fetch body; ValueError names the offending field."""
     if not isinstance(body, dict):

@@ -224,6 +224,22 @@ class Simulator:
             return ApiError.for_status(403, "You do not have access to this organization")
         return org
 
+    def token_org(self, account: SimAccount) -> SimOrg | ApiError:
+        """The org an OAuth token acts for (its account's first org): `/api/oauth/*`."""
+        orgs = self.member_orgs(account)
+        if not orgs:
+            return ApiError.for_status(404, "Organization not found")
+        return orgs[0]
+
+    def oauth_org_uuid(self, headers: Mapping[str, str]) -> str | None:
+        """The org a request to `/api/oauth/*` is about, for faults and the request log
+        (None when its credential is not accepted)."""
+        account = self.authenticate(headers)
+        if isinstance(account, ApiError):
+            return None
+        org = self.token_org(account)
+        return None if isinstance(org, ApiError) else org.uuid
+
     # Faults
 
     def set_fault(self, key: str, fault: Fault) -> None:
@@ -241,7 +257,8 @@ class Simulator:
         self.requests.append(request)
 
     def requests_for(self, org_uuid: str | None) -> list[RecordedRequest]:
-        """Requests that named this org (None: the discovery routes and strays)."""
+        """Requests that named this org, or (`/api/oauth/*`) whose token acts for it; None:
+        the discovery routes and strays."""
         return [request for request in self.requests if request.org_uuid == org_uuid]
 
     def clear_requests(self) -> None:

@@ -25,13 +25,16 @@ ORGS_AB = ORGS_ABC[:2]
 def config_document(
     base_url: str, orgs: list[dict[str, Any]] | None = None, **sections: Any
 ) -> dict[str, Any]:
-    """A config document whose upstream is `base_url`, polled every second (at most every
-    5 s) with a 2 s timeout unless `sections` say otherwise. Orgs default to A and B."""
+    """A config document whose upstream (the OAuth routes' too, never the real one) is
+    `base_url`, polled every second (at most every 5 s) with a 2 s timeout unless
+    `sections` say otherwise. Orgs default to A and B."""
     upstream = {"base_url": base_url, "timeout_seconds": 2, **sections.pop("upstream", {})}
     poll = {"interval_seconds": 1, "max_interval_seconds": 5, **sections.pop("poll", {})}
+    proxy = {"oauth_base_url": base_url, **sections.pop("proxy", {})}
     return {
         "upstream": upstream,
         "poll": poll,
+        "proxy": proxy,
         "orgs": ORGS_AB if orgs is None else orgs,
         **sections,
     }

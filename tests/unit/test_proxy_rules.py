@@ -46,6 +46,8 @@ def test_route_table_is_the_documented_table() -> None:
         ("organizations", "GET", "/api/organizations"),
         ("account", "GET", "/api/account"),
         ("bootstrap", "GET", "/api/bootstrap"),
+        ("oauth_usage", "GET", "/api/oauth/usage"),
+        ("oauth_profile", "GET", "/api/oauth/profile"),
     ]
 
 

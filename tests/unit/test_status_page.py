@@ -245,7 +245,7 @@ def test_orgs_sorted_by_name_with_links_and_proxy_routes() -> None:
     for _, method, path in PROXY_ROUTES:
         assert f"{method} {path}" in page.text
     assert "/api/organizations/{org_uuid}/memory?project_uuid=<uuid>" in page.text
-    assert len(PROXY_ROUTES) == 9
+    assert len(PROXY_ROUTES) == 11
     assert page.find("script") == []
     assert page.find("link") == []  # no external stylesheet
 
