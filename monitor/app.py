@@ -23,7 +23,8 @@ from monitor.discovery import Discovery
 from monitor.exposition import UsageExposition
 from monitor.health import Readiness, healthz, openapi_document
 from monitor.jobs import APSchedulerJobs, JobScheduler
-from monitor.metrics import build_registry, metrics_handler
+from monitor.metrics import build_registry, metrics_handler, render_exposition
+from monitor.otlp import OtlpExports, OtlpPush
 from monitor.poller import Poller
 from monitor.proxy import Proxy
 from monitor.schema import Config
@@ -80,6 +81,7 @@ def wire(
 
 
 _PARTS = web.AppKey("parts", Parts)
+_OTLP = web.AppKey("otlp", OtlpPush)
 
 
 def create_app(
@@ -119,13 +121,26 @@ def create_app(
         poller.stop()
         await jobs.stop()
 
+    exposition = UsageExposition(store, lambda: discovery.accounts)
+    # `[otlp]` pushes exactly what a scrape asking for OpenMetrics reads.
+    push = OtlpPush(
+        source, lambda: render_exposition(exposition, registry, True), jobs, clock=clock
+    )
+    registry.register(OtlpExports(push))
+    app[_OTLP] = push
+
+    async def otlp_push(_app: web.Application) -> AsyncIterator[None]:
+        push.start()
+        yield
+        await push.stop()
+
     app.cleanup_ctx.append(upstream_session)
     if poll:
         app.cleanup_ctx.append(polling)
     else:
         poller.apply_targets()
+    app.cleanup_ctx.append(otlp_push)
 
-    exposition = UsageExposition(store, lambda: discovery.accounts)
     app.router.add_get("/metrics", metrics_handler(exposition, registry))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", Readiness(store, discovery.pending_accounts).handle)
@@ -133,6 +148,11 @@ def create_app(
     app.router.add_get("/", StatusPage(store, source, clock).handle)
     proxy.add_routes(app)
     return app
+
+
+def otlp_push(app: web.Application) -> OtlpPush:
+    """The app's OTLP push (tests drive it with `await otlp_push(app).push()`)."""
+    return app[_OTLP]
 
 
 def reload_config(app: web.Application, load: Callable[[], Config]) -> bool:
@@ -156,6 +176,7 @@ def reload_config(app: web.Application, load: Callable[[], Config]) -> bool:
         )
     running.discovery.config_changed()
     running.poller.config_changed()
+    app[_OTLP].config_changed()
     log.info("config reloaded: %d org(s) polled", len(running.store))
     return True
 

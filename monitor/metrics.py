@@ -156,6 +156,20 @@ def _body(chunks: list[bytes], compress: bool) -> bytes:
     return gzip.compress(body, compresslevel=1) if compress else body
 
 
+async def render_exposition(
+    exposition: UsageExposition, registry: CollectorRegistry, openmetrics: bool
+) -> list[bytes]:
+    """The body of `/metrics`, in pieces: the usage families, then the registry's. The
+    OTLP push renders through here too, so it sends exactly what a scrape reads."""
+    chunks = await exposition.render_chunks(openmetrics)
+    if openmetrics:  # its own families, then the one `# EOF` that ends the exposition
+        # prometheus_client leaves this function unannotated; it returns bytes.
+        chunks.append(openmetrics_latest(registry))  # type: ignore[no-untyped-call]
+    else:
+        chunks.append(generate_latest(registry))
+    return chunks
+
+
 def metrics_handler(
     exposition: UsageExposition, registry: CollectorRegistry
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -168,14 +182,9 @@ def metrics_handler(
 
     async def handle(request: web.Request) -> web.Response:
         openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
-        chunks = await exposition.render_chunks(openmetrics)
-        if openmetrics:  # its own families, then the one `# EOF` that ends the exposition
-            # prometheus_client leaves this function unannotated; it returns bytes.
-            chunks.append(openmetrics_latest(registry))  # type: ignore[no-untyped-call]
-            headers = {"Content-Type": OPENMETRICS_CONTENT_TYPE}
-        else:
-            chunks.append(generate_latest(registry))
-            headers = {"Content-Type": CONTENT_TYPE_LATEST}
+        chunks = await render_exposition(exposition, registry, openmetrics)
+        content_type = OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE_LATEST
+        headers = {"Content-Type": content_type}
         compress = accepts_gzip(request.headers.get("Accept-Encoding", ""))
         if compress:
             headers["Content-Encoding"] = "gzip"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from monitor.credentials import LiveCredential
-from monitor.schema import Config, ProxyConfig
+from monitor.schema import Config, OtlpConfig, ProxyConfig
 from monitor.state import OrgState
 from monitor.targets import configured_targets
 from monitor.usage import ExtraUsage
@@ -100,8 +100,27 @@ def print_config(config: Config, source: str, warnings: Sequence[str], out: Text
         label = account.name or f"accounts[{index}]"
         summary = credential_summary(account.live_credential(label), now)
         lines.append(f"  {label}  {summary}  discovers via {base}{account.bootstrap_path}")
+    lines.extend(otlp_summary(config.otlp))
     lines.extend(f"warning: {w}" for w in warnings)
     out.write("\n".join(lines) + "\n")
+
+
+def otlp_summary(otlp: OtlpConfig | None) -> list[str]:
+    """`[otlp]` as check-config prints it: header values masked to their length."""
+    if otlp is None:
+        return ["otlp:     off"]
+    lines = [
+        (
+            f"otlp:     push to {otlp.push_endpoint} every {otlp.interval_seconds:g} s "
+            f"({otlp.push_temporality})"
+        )
+    ]
+    for name, header in otlp.headers.items():
+        length = len(header.value.get_secret_value())
+        lines.append(f"  header {name}: ******** ({length} chars, env {header.env})")
+    for name, value in otlp.resource_attributes.items():
+        lines.append(f"  resource {name}={value}")
+    return lines
 
 
 def usage_table(states: Sequence[OrgState], now: float | None = None) -> str:

@@ -7,14 +7,25 @@ refusal lists every problem at once. Loading a file and formatting the problems 
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 import uuid
-from typing import Self
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from monitor.credential_schema import CredentialFields, validation_warnings
+from monitor.credential_schema import CredentialFields, validation_context, validation_warnings
 from monitor.sharding import parse_shard
 
 DEFAULT_USAGE_PATH = "/api/organizations/{org_uuid}/usage"
@@ -179,6 +190,151 @@ class AccountConfig(_CredentialSource):
         return None if value is None else _check_path_template(value, "org_uuid")
 
 
+OTLP_EXTRA = "pip install 'monitor[otlp]'"
+# The modules the push needs, from the distributions the `otlp` extra installs.
+_OTLP_MODULES = ("opentelemetry.sdk.metrics", "opentelemetry.exporter.otlp.proto.http")
+DEFAULT_OTLP_ENDPOINT = "http://localhost:4318/v1/metrics"
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Headers the exporter itself sets (or that would break the exchange).
+_RESERVED_HEADERS = {"content-type", "content-length", "content-encoding", "host"}
+
+
+def otlp_extra_installed() -> bool:
+    """Whether the `otlp` extra is importable, found without importing it (the daemon
+    never loads OpenTelemetry unless `[otlp]` is configured)."""
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in _OTLP_MODULES)
+    except ImportError:  # a parent package missing (or blocked) is not installed either
+        return False
+
+
+def _check_otlp_endpoint(value: str, where: str = "") -> str:
+    """An OTLP/HTTP URL; `where` names a variable it came from."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{where}must be an absolute http:// or https:// URL")
+    if parts.username is not None or parts.query or parts.fragment:
+        # It is logged and shown by check-config: credentials belong in `headers`.
+        raise ValueError(f"{where}must not carry a user, query or fragment (use headers)")
+    return value
+
+
+class HeaderFromEnv(_Section):
+    """`{ env = "NAME" }`: a header value read from an environment variable at load, kept
+    as a secret (masked in `check-config`, never logged)."""
+
+    env: str
+    _value: SecretStr = PrivateAttr(default=SecretStr(""))
+
+    @field_validator("env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                "must be the name of an environment variable, not the value itself "
+                "(letters, digits and _ only)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _read(self, info: ValidationInfo) -> Self:
+        environ = validation_context(info).get("environ")
+        raw = (environ if environ is not None else os.environ).get(self.env)
+        if raw is None:
+            raise ValueError(f"environment variable {self.env} is not set")
+        value = raw.strip()
+        if not value:
+            raise ValueError(f"environment variable {self.env} is empty")
+        if not (value.isascii() and value.isprintable()):
+            raise ValueError(
+                f"environment variable {self.env} holds characters a header cannot carry "
+                "(printable ASCII only)"
+            )
+        self._value = SecretStr(value)
+        return self
+
+    @property
+    def value(self) -> SecretStr:
+        return self._value
+
+
+class OtlpConfig(_Section):
+    """`[otlp]`: push the metrics of `/metrics` to an OTLP/HTTP endpoint (extra `otlp`).
+    Keys left out here come from the standard `OTEL_EXPORTER_OTLP_*` variables."""
+
+    endpoint: str | None = None
+    headers: dict[str, HeaderFromEnv] = Field(default_factory=dict)
+    interval_seconds: float = Field(default=60.0, ge=1, le=86400)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=300)
+    temporality: Literal["cumulative", "delta"] | None = None
+    resource_attributes: dict[str, str] = Field(default_factory=dict)
+    _endpoint: str = PrivateAttr(default=DEFAULT_OTLP_ENDPOINT)
+    _temporality: str = PrivateAttr(default="cumulative")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_otlp_endpoint(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: dict[str, HeaderFromEnv]) -> dict[str, HeaderFromEnv]:
+        seen: set[str] = set()
+        for name in value:
+            lower = name.lower()
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not an HTTP header name")
+            if lower in _RESERVED_HEADERS:
+                raise ValueError(f"{name!r} is set by the exporter itself")
+            if lower in seen:
+                raise ValueError(f"{name!r} is given twice (header names ignore case)")
+            seen.add(lower)
+        return value
+
+    @field_validator("resource_attributes")
+    @classmethod
+    def _attribute_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not name.strip():
+                raise ValueError("an attribute name must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve(self, info: ValidationInfo) -> Self:
+        """The extra must be installed; then the endpoint and temporality in force: the
+        file's, else the standard variables', else the defaults."""
+        if not otlp_extra_installed():
+            raise ValueError(f"needs the otlp extra, which is not installed: {OTLP_EXTRA}")
+        environ = validation_context(info).get("environ")
+        env = environ if environ is not None else os.environ
+        if self.endpoint is not None:
+            self._endpoint = self.endpoint
+        elif env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"):
+            name = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+            self._endpoint = _check_otlp_endpoint(env[name], f"endpoint from ${name} ")
+        elif env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            name = "OTEL_EXPORTER_OTLP_ENDPOINT"
+            base = _check_otlp_endpoint(env[name], f"endpoint from ${name} ")
+            self._endpoint = base.rstrip("/") + "/v1/metrics"
+        preferred = env.get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "")
+        self._temporality = self.temporality or (
+            "delta" if preferred.strip().lower() == "delta" else "cumulative"
+        )
+        return self
+
+    @property
+    def push_endpoint(self) -> str:
+        """Where the metrics go: `endpoint`, else `$OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`,
+        else `$OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/metrics`, else localhost:4318."""
+        return self._endpoint
+
+    @property
+    def push_temporality(self) -> str:
+        """`cumulative` (as `/metrics`), or `delta` for backends that take only that."""
+        return self._temporality
+
+
 class Config(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
@@ -186,6 +342,7 @@ class Config(_Section):
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     orgs: list[OrgConfig] = Field(default_factory=list)
     accounts: list[AccountConfig] = Field(default_factory=list)
+    otlp: OtlpConfig | None = None
 
     @model_validator(mode="after")
     def _pool_shared_with_polls(self, info: ValidationInfo) -> Self:

@@ -20,7 +20,7 @@ from monitor.simulator import ISSUED_TOKEN_PREFIX, Simulator, simulator_app
 from monitor.state import UsageStore
 from tests.support.clock import FakeClock
 from tests.support.jobs import ManualJobs
-from tests.support.process import MonitorProcess
+from tests.support.process import PYTHON_M_MONITOR, MonitorProcess
 from tests.support.simulator import T0, four_shapes
 from tests.support.upstream import ALL_TEST_SECRETS, Upstream, standard_simulator
 
@@ -155,8 +155,12 @@ def start_monitor() -> Iterator[StartMonitor]:
     it still runs) when the test ends."""
     started: list[MonitorProcess] = []
 
-    def start(args: list[str], env: dict[str, str] | None = None) -> MonitorProcess:
-        process = MonitorProcess(args, env)
+    def start(
+        args: list[str],
+        env: dict[str, str] | None = None,
+        launcher: tuple[str, ...] = PYTHON_M_MONITOR,
+    ) -> MonitorProcess:
+        process = MonitorProcess(args, env, launcher)
         started.append(process)
         return process
 

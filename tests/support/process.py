@@ -41,16 +41,25 @@ def status_200(status: int, _body: str) -> bool:
     return status == 200
 
 
-class MonitorProcess:
-    """`python -m monitor ARGS`, run from the repository, stdout and stderr captured."""
+PYTHON_M_MONITOR = ("-m", "monitor")
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+
+class MonitorProcess:
+    """`python -m monitor ARGS`, run from the repository, stdout and stderr captured.
+    `launcher` replaces `-m monitor` (python's own arguments before ARGS)."""
+
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        launcher: tuple[str, ...] = PYTHON_M_MONITOR,
+    ) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="monitor-process-")
         self._out = Path(self._dir.name) / "stdout"
         self._err = Path(self._dir.name) / "stderr"
         with self._out.open("wb") as out, self._err.open("wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor", *args],
+                [sys.executable, *launcher, *args],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,

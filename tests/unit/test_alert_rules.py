@@ -93,6 +93,7 @@ EXPECTED_ALERTS = {
     "ClaudeUsageDataStale": "warning",
     "ClaudeUsageMonitorDown": "critical",
     "ClaudeUsageMonitorAbsent": "critical",
+    "ClaudeUsageOtlpPushFailing": "warning",
 }
 
 
