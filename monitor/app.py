@@ -59,7 +59,7 @@ def wire(
     """Build the polling side: the running config, the store, the upstream client (not
     opened), the targets, the poller and discovery, sharing one job scheduler."""
     source = ConfigSource(config, loaded_at=clock())
-    store = store if store is not None else UsageStore()
+    store = store if store is not None else UsageStore(clock)
     jobs = jobs if jobs is not None else APSchedulerJobs()
     upstream = UpstreamClient(source)
     targets = Targets(source, clock)

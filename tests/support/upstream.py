@@ -36,6 +36,7 @@ USAGE_SERIES = (
     "claude_usage_extra_enabled",
     "claude_usage_extra_monthly_limit_credits",
     "claude_usage_extra_used_credits",
+    "claude_usage_window_length_seconds",
     "claude_usage_up",
     "claude_usage_last_success_timestamp_seconds",
     "claude_usage_poll_duration_seconds",
