@@ -80,3 +80,10 @@ def recent_rate(points: Sequence[tuple[float, float]]) -> float | None:
     if end - start < MIN_RATE_SPAN_SECONDS:
         return None
     return (last - first) / (end - start) * 3600.0
+
+
+def format_ratio(ratio: float) -> str:
+    """A pace for people: two decimals without a trailing zero (`1.3`, `0.95`, `1.0`),
+    so 0.95 is not shown as the even pace it is not."""
+    text = f"{ratio:.2f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text

@@ -1,12 +1,14 @@
 """The status page in headless Chromium, driven over the DevTools protocol.
 
-The page comes from the real app polling the simulator over TCP: three orgs, one of them
-failing with its last numbers kept, one with a long unbroken name, windows at normal,
-warning, critical, over 100 % and without a value. Measured at 320, 375, 768 and 1280
-px: no sideways scroll, each window's name, bar and number in one block; text contrast
-at WCAG AA in light and dark; axe-core (from npm, injected only here) finds nothing
-serious or critical; meters named for screen readers; the auto-refresh, when asked for,
-can be stopped.
+The page comes from the real app polling the simulator over TCP for three hours of a
+test-driven clock (a poll every 5 minutes), so each window has a recent history and a
+pace: three orgs, one of them failing with its last numbers kept, one with a long
+unbroken name, windows at normal, warning, critical, over 100 % and without a value,
+ahead of and behind an even pace, one whose length was learned from its resets.
+Measured at 320, 375, 768 and 1280 px: no sideways scroll, each window's name, bar and
+number in one block; text contrast at WCAG AA in light and dark; axe-core (from npm,
+injected only here) finds nothing serious or critical; meters and sparklines named for
+screen readers; the auto-refresh, when asked for, can be stopped.
 
 `MONITOR_WRITE_SCREENSHOTS=1` makes `test_screenshots` rewrite the ones in `docs/`.
 """
@@ -25,11 +27,13 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from monitor.app import create_app
-from monitor.simulator import Fault
+from monitor.simulator import Fault, Simulator, WindowSpec, simulator_app
 from monitor.state import UsageStore
 from tests.devtools import Tab, chromium
+from tests.support.clock import FakeClock
+from tests.support.jobs import ManualJobs
 from tests.support.tools import require_tool
-from tests.support.upstream import ORG_A, ORG_B, ORG_C, Upstream, make_config
+from tests.support.upstream import ORG_A, ORG_B, ORG_C, TOKEN_A, TOKEN_B, TOKEN_C, make_config
 
 ROOT = Path(__file__).parent.parent
 CHECKS_JS = (Path(__file__).parent / "status_checks.js").read_text(encoding="utf-8")
@@ -45,6 +49,12 @@ SCREENSHOTS = {
 }
 LONG_NAME = "initech-platform-engineering-shared-services-emea"
 DEADLINE = 30.0
+HOUR = 3600.0
+WEEK = 7 * 24 * HOUR
+# The page is rendered at this moment (fixed, so the screenshots only change with the page).
+SHOWN_AT = 1_800_000_000.0
+HISTORY = 3 * HOUR
+POLL_EVERY = 300.0
 
 MakeServer = Callable[..., Awaitable[TestServer]]
 
@@ -67,42 +77,97 @@ class Served:
     def window_count(self) -> int:
         return sum(len(s.snapshot.windows) for s in self.store if s.snapshot is not None)
 
+    def sparkline_names(self) -> set[str]:
+        """'org window' of every window with two readings or more: what each sparkline
+        is named after."""
+        return {
+            f"{state.target.name} {trend.name}"
+            for state in self.store
+            if state.snapshot is not None
+            for trend in state.trends
+            if len(trend.history) >= 2
+        }
 
-async def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + DEADLINE
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"timed out after {DEADLINE:g} s waiting for {what}")
-        await asyncio.sleep(0.05)
+
+def window(
+    period: float, percent_at_reset: float, now_at: float, cap: float | None = 100.0
+) -> WindowSpec:
+    """A window `now_at` (0..1) of the way through its cycle at SHOWN_AT, filling at a
+    steady multiple (percent_at_reset / 100) of an even pace."""
+    phase = (now_at - HISTORY / period) % 1.0  # where it is when the history starts
+    return WindowSpec.filling(period, percent_at_reset, phase=phase, cap=cap)
+
+
+def history_simulator(clock: FakeClock) -> Simulator:
+    """At SHOWN_AT: acme's claude_code (1 h, learned from its resets) at 97 %, 1.2x;
+    beta's five_hour at 112 % (1.4x), seven_day at 41 % and seven_day_cowork at 12 %,
+    behind; the long-named org's five_hour at 83 %, just behind, seven_day at 58.5 %."""
+    sim = Simulator(clock)
+    sim.add_org(
+        ORG_A,
+        "acme",
+        plan="team",
+        shape="seed",
+        windows={
+            "claude_code": window(HOUR, 120.0, 97.0 / 120.0),
+            "projects": WindowSpec.unused(WEEK),
+        },
+    )
+    sim.add_org(
+        ORG_B,
+        "beta",
+        plan="enterprise",
+        shape="limits_2026",
+        windows={
+            "five_hour": window(5 * HOUR, 140.0, 0.8, cap=None),
+            "seven_day": window(WEEK, 60.0, 41.0 / 60.0),
+            "seven_day_cowork": window(WEEK, 17.0, 12.0 / 17.0),
+        },
+    )
+    sim.add_org(
+        ORG_C,
+        LONG_NAME,
+        plan="max",
+        shape="oauth_2025",
+        windows={
+            "five_hour": window(5 * HOUR, 95.0, 83.0 / 95.0),
+            "seven_day": window(WEEK, 65.0, 0.9),
+            "seven_day_opus": WindowSpec.unused(WEEK),
+        },
+    )
+    sim.add_account(token=TOKEN_A, org_uuids=[ORG_A])
+    sim.add_account(token=TOKEN_B, org_uuids=[ORG_B])
+    sim.add_account(token=TOKEN_C, org_uuids=[ORG_C])
+    return sim
 
 
 @pytest.fixture
-async def served(aiohttp_server: MakeServer, upstream: Upstream) -> Served:
-    """The app over a real port, every org polled, beta failing after one good poll."""
-    sim = upstream.sim
-    for org, window, percent in [
-        (ORG_A, "claude_code", 97.0),
-        (ORG_B, "five_hour", 112.0),
-        (ORG_B, "seven_day", 41.0),
-        (ORG_B, "seven_day_cowork", 12.0),
-        (ORG_C, "five_hour", 83.0),
-        (ORG_C, "seven_day", 58.5),
-    ]:
-        sim.set_utilization(org, window, percent)
+async def served(aiohttp_server: MakeServer) -> Served:
+    """The app over a real port, every org polled every 5 minutes for the three hours up
+    to SHOWN_AT, beta failing at its last poll (its last good numbers kept)."""
+    clock = FakeClock(SHOWN_AT - HISTORY)
+    sim = history_simulator(clock)
     sim.set_extra(ORG_A, used_credits=1234)
+    upstream = await aiohttp_server(simulator_app(sim))
     orgs = [
         {"uuid": ORG_A, "name": "acme", "token_env": "TOKEN_A"},
         {"uuid": ORG_B, "name": "beta", "token_env": "TOKEN_B"},
         {"uuid": ORG_C, "name": LONG_NAME, "token_env": "TOKEN_C"},
     ]
-    store = UsageStore()
-    server = await aiohttp_server(create_app(make_config(upstream.url, orgs), store=store))
-    await until(lambda: all(s.last_result is not None for s in store), "every org's first poll")
-    await until(lambda: all(s.up for s in store), "every org's first success")
-    sim.set_fault(ORG_B, Fault(status=429, retry_after="0"))
+    store = UsageStore(clock)
+    jobs = ManualJobs(clock)
+    config = make_config(str(upstream.make_url("")).rstrip("/"), orgs)
+    server = await aiohttp_server(create_app(config, store=store, clock=clock, jobs=jobs))
+    while clock() < SHOWN_AT:
+        if clock() + POLL_EVERY >= SHOWN_AT:
+            sim.set_fault(ORG_B, Fault(status=429, retry_after="0"))
+        clock.advance(POLL_EVERY)
+        await jobs.run_due()  # one poll of each org: their next ones were due in seconds
+    assert all(s.last_result is not None for s in store)
     beta = store.get(ORG_B)
     assert beta is not None
-    await until(lambda: not beta.up, "beta's next poll to fail")
+    assert not beta.up
+    assert beta.last_success is not None
     return Served(str(server.make_url("/")), store)
 
 

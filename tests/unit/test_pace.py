@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.pace import Pace, min_elapsed, recent_rate, window_pace
+from monitor.pace import Pace, format_ratio, min_elapsed, recent_rate, window_pace
 
 NOW = 1_800_000_000.0
 HOUR = 3600.0
@@ -92,3 +92,18 @@ def test_recent_rate_is_first_to_last_per_hour() -> None:
     assert recent_rate(points[:1]) is None
     assert recent_rate([]) is None
     assert recent_rate([(NOW, 0.1), (NOW + 299, 0.2)]) is None  # too close to tell
+
+
+@pytest.mark.parametrize(
+    ("ratio", "shown"),
+    [
+        (1.3, "1.3"),
+        (0.95, "0.95"),
+        (0.9500001, "0.95"),
+        (1.0, "1.0"),
+        (0.0, "0.0"),
+        (12.345, "12.35"),
+    ],
+)
+def test_a_pace_is_shown_with_the_decimals_it_needs(ratio: float, shown: str) -> None:
+    assert format_ratio(ratio) == shown
