@@ -5,7 +5,8 @@ window's length is learned from its `resets_at` as polls see it, and is unknown 
 then (no guess is ever made):
 
 - When `resets_at` moves forward after a reset (the poll that sees the new time comes
-  at or after the old one), the step between the two times is one period of the window,
+  at or after the old one, give or take a minute of difference between monitor's clock
+  and the upstream's), the step between the two times is one period of the window,
   provided the new time was seen in the first half of the new period: later than that,
   a second reset could hide between the two readings and the step be two periods.
 - A length is kept once two such steps in a row agree: within 1 % of the step, and never
@@ -31,6 +32,8 @@ FIVE_HOURS = 5 * HOUR
 SEVEN_DAYS = 7 * DAY
 # resets_at moving by this much or less is the same reset time, jittered.
 SAME_RESET_SECONDS = 60.0
+# How far monitor's clock may be behind the upstream's when it sees a reset.
+CLOCK_SKEW_SECONDS = 60.0
 # Two steps agree within this fraction of the longer one, or within AGREE_SECONDS.
 AGREE_FRACTION = 0.01
 AGREE_SECONDS = 60.0
@@ -74,8 +77,8 @@ def observe(
         return LengthLearner(resets_at, learner.step, learner.learned), False
     if moved < 0:
         return LengthLearner(resets_at, None, learner.learned), True
-    if now < last:
-        # Moved forward before it was due: the upstream revised its reset time.
+    if now < last - CLOCK_SKEW_SECONDS:
+        # Moved forward well before it was due: the upstream revised its reset time.
         return LengthLearner(resets_at, learner.step, learner.learned), False
     if now - last >= moved / 2:
         # Seen too late into the new cycle to rule out a second reset in between.

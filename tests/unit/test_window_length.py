@@ -175,6 +175,14 @@ def test_a_reset_time_moved_back_starts_the_count_again() -> None:
     assert learner == LengthLearner(resets_at=T0 + 0.5 * HOUR)
 
 
+def test_a_reset_seen_by_a_clock_a_little_behind_the_upstreams_counts() -> None:
+    """The upstream rolled over; monitor's clock still reads a moment before the reset."""
+    learner = LengthLearner(resets_at=T0 + HOUR, step=HOUR)
+    learner, new_cycle = observe(learner, T0 + 2 * HOUR, T0 + HOUR - 30)
+    assert new_cycle
+    assert learner == LengthLearner(resets_at=T0 + 2 * HOUR, step=HOUR, learned=HOUR)
+
+
 def test_a_revised_reset_time_keeps_the_count() -> None:
     learner = LengthLearner(resets_at=T0 + HOUR, step=HOUR)
     learner, new_cycle = observe(learner, T0 + 1.5 * HOUR, T0 + 0.5 * HOUR)
