@@ -55,6 +55,23 @@ def test_history_readings_in_the_same_instant_and_from_the_past() -> None:
     assert len(history) == 0
 
 
+def test_history_times_stay_exact_over_a_week_without_a_reset() -> None:
+    """Times are kept as float32 seconds after the oldest reading: still to the
+    millisecond after a week of polls, and two answers in one instant are one point."""
+    history = History()
+    at = T0
+    for _ in range(7 * 24 * 60):
+        at += 60.0
+        history.add(at, 0.5)
+    history.add(at + 0.0001, 0.6)  # a relayed answer in the same instant as the poll
+    points = history.points()
+    assert points[-1] == (pytest.approx(at, abs=0.01), pytest.approx(0.6))
+    for t, _ in points[:-1]:  # every time still on the minute the poll was at
+        assert abs((t - T0) / 60 - round((t - T0) / 60)) < 0.01 / 60
+    assert at - points[0][0] <= SPAN_SECONDS
+    assert history.base == points[0][0]
+
+
 def test_a_reset_clears_the_readings_and_teaches_the_length() -> None:
     trends = Trends()
     period = 2 * HOUR
