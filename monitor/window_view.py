@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from html import escape
 
 from monitor.history import SPAN_SECONDS
-from monitor.pace import format_ratio, min_elapsed, recent_rate, window_pace
+from monitor.pace import format_ratio, recent_rate, window_pace
 from monitor.report import format_duration
 from monitor.usage import UsageWindow
 
@@ -117,10 +117,10 @@ def pace_line(window: UsageWindow, length: float | None, now: float) -> str:
     if pace is None:
         if length is None:
             why = "pace unknown until two resets show the window's length"
-        elif window.resets_at - now > length - min_elapsed(length):
-            why = "pace: too early in the window"
-        else:
+        elif window.resets_at - now > length:
             return ""  # a reset time further than one length away: nothing sure to say
+        else:  # the first min(5 %, 1 h) of the window
+            why = "pace: too early in the window"
         return f'<p class="pace">{why}</p>'
     head = f"pace {format_ratio(pace.ratio)}{TIMES}"
     reset = format_duration(pace.until_reset)

@@ -73,7 +73,13 @@ def test_pace_lines(reading: UsageWindow, length: float | None, line: str) -> No
 
 @pytest.mark.parametrize(
     "reading",
-    [window(None, HOUR), window(0.5, None), window(0.5, 0.0), window(0.5, -60.0)],
+    [
+        window(None, HOUR),
+        window(0.5, None),
+        window(0.5, 0.0),
+        window(0.5, -60.0),
+        window(0.5, FIVE_HOURS + 600),  # further than one length away: nothing sure
+    ],
 )
 def test_no_pace_line_without_a_value_or_a_reset_to_come(reading: UsageWindow) -> None:
     assert pace_line(reading, FIVE_HOURS, NOW) == ""
@@ -114,6 +120,10 @@ def test_no_sparkline_with_less_than_two_readings_and_no_even_pace_without_a_len
     points = [(NOW - 600, 0.4), (NOW, 0.5)]
     html = sparkline(window(0.5, HOUR, "tangelo"), points, None, NOW, "normal", "x")
     assert [p["class"] for p in Tags(html).all("polyline")] == ["line"]
+    # two readings two minutes apart: too close for a rate
+    html = sparkline(window(0.5, HOUR), [(NOW - 120, 0.4), (NOW, 0.5)], None, NOW, "normal", "x")
+    (svg,) = Tags(html).all("svg")
+    assert svg["aria-label"] == "x utilization over the last 2m 00s: from 40.0% to 50.0%"
 
 
 def test_hostile_window_name_is_escaped_in_the_text_alternative() -> None:
@@ -183,3 +193,24 @@ def test_usage_table_and_json_give_pace_and_projection() -> None:
     assert windows["claude_code"]["length_seconds"] is None
     assert windows["claude_code"]["pace_ratio"] is None
     assert windows["claude_code"]["full_at"] is None
+
+
+def test_usage_table_with_no_active_window() -> None:
+    store = UsageStore(clock=lambda: NOW)
+    target = OrgTarget(ORG_A, "acme", "http://127.0.0.1:9", "/usage", env_credential())
+    store.set_targets([target])
+    idle = UsageSnapshot((UsageWindow("five_hour", None, None),), None)
+    store.record_success(ORG_A, idle, end=NOW, duration=0.1)
+    state = store.get(ORG_A)
+    assert state is not None
+    assert usage_table([state], NOW).splitlines()[1].split() == [
+        "acme",
+        "(no",
+        "active",
+        "window)",
+        "-",
+        "-",
+        "-",
+        "-",
+        "-",
+    ]
