@@ -84,3 +84,17 @@ def test_promtool_finds_the_pace_python_finds(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "SUCCESS" in output
+
+
+@pytest.mark.tool
+def test_the_recording_rules_pass_promtools_lint() -> None:
+    promtool = require_tool("promtool", "apt-get install prometheus")
+    result = subprocess.run(
+        [promtool, "check", "rules", "--lint=all", "--lint-fatal", str(RULES)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 3 rules found" in result.stdout
