@@ -66,7 +66,7 @@ def wire(
     opened), the targets, the poller and discovery, sharing one job scheduler; and the
     rate-limit shield the poller shares with the proxy."""
     source = ConfigSource(config, loaded_at=clock())
-    store = store if store is not None else UsageStore()
+    store = store if store is not None else UsageStore(clock)
     jobs = jobs if jobs is not None else APSchedulerJobs()
     upstream = UpstreamClient(source)
     targets = Targets(source, clock)

@@ -33,10 +33,14 @@ from monitor.families import (
     UP,
     USAGE_FAMILIES,
     UTILIZATION,
+    WINDOW_LENGTH,
     WINDOWS_DROPPED,
 )
 from monitor.state import OrgState, PollResult, UsageStore
 from monitor.usage import UsageSnapshot
+
+# (window, length in seconds) of every window of a snapshot whose length is known.
+Lengths = tuple[tuple[str, float], ...]
 
 # Orgs rendered between two yields to the event loop, so a scrape of many orgs never
 # holds up the proxy for long.
@@ -62,6 +66,7 @@ class RenderedOrg:
     uuid: str
     labels: str
     snapshot: UsageSnapshot | None
+    lengths: Lengths
     version: tuple[int, int]  # the org state's and its credential's
     lines: tuple[str, ...]
 
@@ -69,7 +74,17 @@ class RenderedOrg:
 _POLL_RESULT_SUFFIXES = tuple((result, f',result="{result.value}"}} ') for result in PollResult)
 
 
-def _snapshot_lines(labels: str, snapshot: UsageSnapshot | None) -> tuple[str, ...]:
+def window_lengths(state: OrgState) -> Lengths:
+    """The known length of each window of the org's snapshot, in the snapshot's order."""
+    if state.snapshot is None:
+        return ()
+    found = ((w.name, state.trends.length(w.name)) for w in state.snapshot.windows)
+    return tuple((name, length) for name, length in found if length is not None)
+
+
+def _snapshot_lines(
+    labels: str, snapshot: UsageSnapshot | None, lengths: Lengths
+) -> tuple[str, ...]:
     """The lines of the `SNAPSHOT_FAMILIES`."""
     if snapshot is None:
         return ("",) * len(SNAPSHOT_FAMILIES)
@@ -90,7 +105,11 @@ def _snapshot_lines(labels: str, snapshot: UsageSnapshot | None) -> tuple[str, .
             limit = f"{EXTRA_LIMIT.name}{{{labels}}} {_number(extra.monthly_limit)}\n"
         if extra.used_credits is not None:
             used = f"{EXTRA_USED.name}{{{labels}}} {_number(extra.used_credits)}\n"
-    return ("".join(ratio), "".join(resets), enabled, limit, used, dropped)
+    length = "".join(
+        f'{WINDOW_LENGTH.name}{{{labels},window="{_escape(name)}"}} {_number(seconds)}\n'
+        for name, seconds in lengths
+    )
+    return ("".join(ratio), "".join(resets), enabled, limit, used, dropped, length)
 
 
 def _health_lines(labels: str, state: OrgState) -> tuple[str, ...]:
@@ -132,19 +151,23 @@ def credential_lines(labels: str, credential: LiveCredential, *, reloads: bool) 
 def render_org_lines(state: OrgState, previous: RenderedOrg | None = None) -> RenderedOrg:
     """Every usage-family line of one org. What `previous` rendered is reused where it
     still holds: the labels while the name is the same, the payload's lines while the
-    snapshot is equal (most polls change nothing upstream)."""
+    snapshot and the windows' known lengths are equal (most polls change nothing
+    upstream)."""
     target, snapshot = state.target, state.snapshot
+    lengths = window_lengths(state)
     if previous is not None and (previous.name, previous.uuid) == (target.name, target.uuid):
         labels = previous.labels
-        same_usage = previous.snapshot is snapshot or previous.snapshot == snapshot
+        same_usage = (
+            previous.snapshot is snapshot or previous.snapshot == snapshot
+        ) and previous.lengths == lengths
         payload = (
             previous.lines[: len(SNAPSHOT_FAMILIES)]
             if same_usage
-            else _snapshot_lines(labels, snapshot)
+            else _snapshot_lines(labels, snapshot, lengths)
         )
     else:
         labels = f'org="{_escape(target.name)}",org_uuid="{_escape(target.uuid)}"'
-        payload = _snapshot_lines(labels, snapshot)
+        payload = _snapshot_lines(labels, snapshot, lengths)
     # A discovered org's credential is its account's: counted under `account`, not here.
     owned = target.origin == "config"
     lines = (
@@ -154,7 +177,7 @@ def render_org_lines(state: OrgState, previous: RenderedOrg | None = None) -> Re
         + ("",) * len(ACCOUNT_FAMILIES)  # an org has no series of its own there
     )
     version = (state.version, target.credential.version)
-    return RenderedOrg(target.name, target.uuid, labels, snapshot, version, lines)
+    return RenderedOrg(target.name, target.uuid, labels, snapshot, lengths, version, lines)
 
 
 class Account(Protocol):

@@ -65,7 +65,14 @@ WINDOWS_DROPPED = Family(
     "gauge",
     "Usage windows the last answer had beyond [poll] max_windows_per_org (not exported).",
 )
-# The families rendered from the upstream's payload, then those about the polls.
+WINDOW_LENGTH = Family(
+    "claude_usage_window_length_seconds",
+    "gauge",
+    "Length of the usage window in seconds: documented (five_hour 5 h, seven_day* 7 d) "
+    "or learned from two resets that agree; no sample while unknown.",
+)
+# The families rendered from the upstream's payload (and what its resets taught), then
+# those about the polls.
 SNAPSHOT_FAMILIES = (
     UTILIZATION,
     RESETS_AT,
@@ -73,6 +80,7 @@ SNAPSHOT_FAMILIES = (
     EXTRA_LIMIT,
     EXTRA_USED,
     WINDOWS_DROPPED,
+    WINDOW_LENGTH,
 )
 HEALTH_FAMILIES = (UP, LAST_SUCCESS, DURATION, POLLS, NEXT_POLL)
 CREDENTIAL_EXPIRES = Family(

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from monitor.credentials import LiveCredential
+from monitor.pace import Pace, format_ratio, window_pace
 from monitor.schema import Config, OtlpConfig, ProxyConfig
 from monitor.state import OrgState
 from monitor.targets import configured_targets
-from monitor.usage import ExtraUsage
+from monitor.usage import ExtraUsage, UsageWindow
 
 
 def format_duration(seconds: float) -> str:
@@ -123,9 +124,31 @@ def otlp_summary(otlp: OtlpConfig | None) -> list[str]:
     return lines
 
 
+def pace_of(state: OrgState, window: UsageWindow, now: float) -> Pace | None:
+    """The window's pace (`monitor.pace`), with its documented or learned length."""
+    length = state.trends.length(window.name)
+    return window_pace(window.utilization, window.resets_at, length, now)
+
+
+def format_pace(pace: Pace | None) -> tuple[str, str]:
+    """The PACE and PROJECTION cells: `1.3x` and `100% in 1h 50m`, `ends at 62%` or
+    `at 100%`; `-` where the pace is not known."""
+    if pace is None:
+        return "-", "-"
+    if pace.until_full == 0.0:
+        projection = "at 100%"
+    elif pace.until_full is not None:
+        projection = f"100% in {format_duration(pace.until_full)}"
+    else:
+        projection = f"ends at {pace.projected * 100:.0f}%"
+    return f"{format_ratio(pace.ratio)}x", projection
+
+
 def usage_table(states: Sequence[OrgState], now: float | None = None) -> str:
     now = time.time() if now is None else now
-    rows: list[tuple[str, ...]] = [("ORG", "WINDOW", "USED", "RESETS IN", "EXTRA CREDITS")]
+    rows: list[tuple[str, ...]] = [
+        ("ORG", "WINDOW", "USED", "RESETS IN", "PACE", "PROJECTION", "EXTRA CREDITS")
+    ]
     problems: list[str] = []
     for state in sorted(states, key=lambda s: s.target.name):
         snapshot = state.snapshot
@@ -136,11 +159,13 @@ def usage_table(states: Sequence[OrgState], now: float | None = None) -> str:
         extra = format_extra(snapshot.extra)
         windows = [w for w in snapshot.windows if w.utilization is not None or w.resets_at]
         if not windows:
-            rows.append((state.target.name, "(no active window)", "-", "-", extra))
+            rows.append((state.target.name, "(no active window)", "-", "-", "-", "-", extra))
         for index, window in enumerate(windows):
             used = "-" if window.utilization is None else f"{window.utilization * 100:.1f}%"
             resets = "-" if window.resets_at is None else format_duration(window.resets_at - now)
-            rows.append((state.target.name, window.name, used, resets, extra if index == 0 else ""))
+            pace, projection = format_pace(pace_of(state, window, now))
+            shown = extra if index == 0 else ""
+            rows.append((state.target.name, window.name, used, resets, pace, projection, shown))
     credentials: list[tuple[str, ...]] = [("ORG", "CREDENTIAL", "EXPIRY")]
     for state in sorted(states, key=lambda s: s.target.name):
         credential = state.target.credential
@@ -166,7 +191,27 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-def usage_report(states: Sequence[OrgState]) -> dict[str, Any]:
+def window_report(state: OrgState, window: UsageWindow, now: float) -> dict[str, Any]:
+    """One window in `usage --json`: its reading, its length where known, and its pace
+    (null where not known; `full_at` only when 100 % comes before the reset)."""
+    pace = pace_of(state, window, now)
+    full_at = None
+    if pace is not None and pace.until_full is not None:
+        full_at = _iso(round(now + pace.until_full))
+    return {
+        "utilization_percent": None
+        if window.utilization is None
+        else round(window.utilization * 100, 4),
+        "resets_at": _iso(window.resets_at),
+        "length_seconds": state.trends.length(window.name),
+        "pace_ratio": None if pace is None else round(pace.ratio, 4),
+        "projected_percent_at_reset": None if pace is None else round(pace.projected * 100, 2),
+        "full_at": full_at,
+    }
+
+
+def usage_report(states: Sequence[OrgState], now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
     orgs = []
     for state in sorted(states, key=lambda s: s.target.name):
         snapshot = state.snapshot
@@ -178,12 +223,7 @@ def usage_report(states: Sequence[OrgState]) -> dict[str, Any]:
                 "result": state.last_result.value if state.last_result else None,
                 "error": state.last_error,
                 "windows": {
-                    w.name: {
-                        "utilization_percent": None
-                        if w.utilization is None
-                        else round(w.utilization * 100, 4),
-                        "resets_at": _iso(w.resets_at),
-                    }
+                    w.name: window_report(state, w, now)
                     for w in (snapshot.windows if snapshot else ())
                 },
                 "credential": {

@@ -2,16 +2,19 @@
 
 The store is the one place the poller, the proxy's passive refresh, the `/metrics`
 exposition, the status page and `/readyz` meet. It is plain in-memory state, touched only
-from the event loop, so it needs no locks.
+from the event loop, so it needs no locks. Every snapshot it records, polled or relayed,
+also feeds the org's `Trends`: each window's length and recent utilization.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from monitor.targets import OrgTarget
+from monitor.trend import Trends
 from monitor.usage import UsageSnapshot
 
 
@@ -46,6 +49,7 @@ class OrgState:
     duration: float | None = None
     next_poll: float | None = None
     results: dict[PollResult, int] = field(default_factory=lambda: dict.fromkeys(PollResult, 0))
+    trends: Trends = field(default_factory=Trends)  # follows every recorded snapshot
     version: int = 0
 
     @property
@@ -54,8 +58,9 @@ class OrgState:
 
 
 class UsageStore:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._states: dict[str, OrgState] = {}
+        self._clock = clock  # when a relayed answer arrived
 
     def __len__(self) -> int:
         return len(self._states)
@@ -97,6 +102,7 @@ class UsageStore:
         if state is None:  # removed while its poll was in flight
             return None
         state.snapshot = snapshot
+        state.trends.follow(snapshot, end)
         state.last_result = PollResult.SUCCESS
         state.last_error = None
         state.last_poll_end = end
@@ -127,6 +133,7 @@ class UsageStore:
         if state is None:
             return False
         state.snapshot = snapshot
+        state.trends.follow(snapshot, self._clock())
         state.version += 1
         return True
 

@@ -7,9 +7,10 @@ external asset: inline CSS, a `<meta refresh>` only when asked for, and every st
 from the upstream or the config goes through `html.escape`.
 
 Layout: each usage window is one block (a `li.window`) whose children stack: its name,
-its `<meter>`, then its percentage and reset time. Anything later added to a window (a
-sparkline, a pace line) goes at the end of that block and takes its full width. The
-blocks sit in a grid that gives one column on a phone and more as the screen widens.
+its `<meter>`, then its percentage and reset time, then where it is heading
+(`window_view`: a sparkline of its recent utilization and its pace), each at the full
+width of the block. The blocks sit in a grid that gives one column on a phone and more
+as the screen widens.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from monitor.proxy_routes import ROUTES
 from monitor.report import format_duration, format_extra
 from monitor.schema import Config
 from monitor.state import OrgState, UsageStore
+from monitor.trend import Trends
 from monitor.usage import UsageWindow
+from monitor.window_view import STYLE as WINDOW_VIEW_STYLE
+from monitor.window_view import pace_line, sparkline
 
 WARNING_RATIO = 0.80  # the same thresholds as ClaudeUsageWindowHigh / ...Critical
 CRITICAL_RATIO = 0.95
@@ -46,8 +50,8 @@ PROXY_ROUTES: tuple[tuple[str, str, str], ...] = tuple(
 )
 
 # Both themes keep every text colour at 4.5:1 or more against the surfaces it sits on
-# (measured in Chromium by tests/test_status_browser.py) and every bar fill at 3:1 or
-# more against its track (WCAG AA for text and for graphics). No low/high on the meters:
+# (measured in Chromium by tests/system/test_status_browser.py) and every bar fill at 3:1
+# or more against its track (WCAG AA for text and for graphics). No low/high on the meters:
 # browsers would colour them by their own rule; the class carries the alert level.
 _STYLE = """
 :root {
@@ -184,8 +188,16 @@ def _resets(window: UsageWindow, now: float) -> str:
     return f"resets in {format_duration(window.resets_at - now)}"
 
 
-def render_window(window: UsageWindow, now: float, org_id: str, index: int) -> str:
-    """One window's block: its name, its meter, then percentage, level and reset time.
+def render_window(
+    window: UsageWindow,
+    now: float,
+    org_id: str,
+    index: int,
+    trends: Trends | None = None,
+    org_name: str = "",
+) -> str:
+    """One window's block: its name, its meter, then percentage, level and reset time,
+    then its recent utilization and pace from the org's `trends`.
 
     The meter's accessible name is the org's heading and the window's name together
     ("acme five_hour"); its value is clamped to 0..100, the true number is in its
@@ -201,6 +213,10 @@ def render_window(window: UsageWindow, now: float, org_id: str, index: int) -> s
             f'{head}<div class="no-meter" aria-hidden="true"></div>'
             f'<p class="reading"><span class="pct muted">no value</span>{resets}</p></li>'
         )
+    trends = trends if trends is not None else Trends()
+    length = trends.length(window.name)
+    trend = trends.get(window.name)
+    points = trend.history.points() if trend is not None else []
     percent = window.utilization * 100
     shown = f"{percent:.1f}%"
     state = level(window.utilization)
@@ -212,9 +228,11 @@ def render_window(window: UsageWindow, now: float, org_id: str, index: int) -> s
         f'aria-valuetext="{shown} used{", " + word if word else ""}"></meter>'
     )
     tag = f' <span class="level {state}">{word}</span>' if word else ""
+    name = f"{org_name} {window.name}".strip()
+    heading = sparkline(window, points, length, now, state, name) + pace_line(window, length, now)
     return (
         f'{head}{meter}<p class="reading"><span class="pct {state}">{shown}</span>{tag} '
-        f"{resets}</p></li>"
+        f"{resets}</p>{heading}</li>"
     )
 
 
@@ -289,7 +307,8 @@ def render_org(state: OrgState, now: float) -> str:
                 f'<ul class="windows" aria-label="usage windows of {escape(target.name)}">'
             )
             parts.extend(
-                render_window(w, now, org_id, index) for index, w in enumerate(snapshot.windows)
+                render_window(w, now, org_id, index, state.trends, target.name)
+                for index, w in enumerate(snapshot.windows)
             )
             parts.append("</ul>")
         else:
@@ -360,7 +379,7 @@ def render_status(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="color-scheme" content="light dark">'
         f"{meta_refresh}<title>Claude usage monitor</title>"
-        f"<style>{_STYLE}</style></head><body><main>"
+        f"<style>{_STYLE}{WINDOW_VIEW_STYLE}</style></head><body><main>"
         f"<header><h1>Claude usage</h1><p>{escape(summary)}</p>"
         f"{render_refresh(seconds, refresh)}</header>"
         f"{body}{render_footer()}</main></body></html>\n"

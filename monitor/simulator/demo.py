@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from monitor.simulator.faults import Fault
 from monitor.simulator.shapes import Shape
 from monitor.simulator.simulator import Clock, Simulator
-from monitor.simulator.windows import ExtraSpec, WindowSpec
+from monitor.simulator.windows import DAY, HOUR, ExtraSpec, WindowSpec
 
 MINUTE = 60.0
 
@@ -83,12 +83,16 @@ def demo_simulator(clock: Clock = time.time) -> tuple[Simulator, DemoCredentials
     """A simulator with six configured orgs and one discovered one.
 
     - acme (team, seed shape): `claude_code` fills to 85% and resets every 5 minutes;
-      `projects` every 15 minutes; extra usage slowly spends toward 50.00 USD.
-    - globex (max, oauth_2025): `five_hour` resets every 5 minutes at 90%, `seven_day`
-      every 20; `seven_day_opus` is unused (`resets_at: null`) until someone sets it.
-    - initech (enterprise, limits_2026): `five_hour` overshoots to 110% every 4
-      minutes (uncapped, for threshold alerts), extra usage starts at 83.00 of 100.00 USD
-      and reaches its limit after about 10 minutes.
+      `projects` every 15 minutes (monitor learns both lengths from their resets);
+      extra usage slowly spends toward 50.00 USD.
+    - globex (max, oauth_2025), ahead of pace: `five_hour` is 45% through at 63%, 1.4
+      times an even pace, so it reaches 100% about 1h 20m before its reset; `seven_day`
+      is on pace to end at 70%; `seven_day_opus` is unused (`resets_at: null`) until
+      someone sets it.
+    - initech (enterprise, limits_2026), behind pace: `five_hour` is half way at 30%
+      (0.6x), `seven_day` at 37.5% (0.75x); the codename window `tangelo` overshoots to
+      110% every 4 minutes (uncapped, for threshold alerts); extra usage starts at
+      83.00 of 100.00 USD and reaches its limit after about 10 minutes.
     - hooli (pro): its token is expired, every poll gets 401.
     - soylent (team): permanently rate limited, 429 with `retry-after: 0`.
     - umbrella (pro, managed_seat, every window null): only in `account_token`'s
@@ -96,7 +100,9 @@ def demo_simulator(clock: Clock = time.time) -> tuple[Simulator, DemoCredentials
     - wayne (max, oauth_2025): reachable only with tokens the simulator issues, which
       expire; the demo renews one in a credentials file every minute.
 
-    Periods are minutes instead of hours so a watcher sees climbs and resets live.
+    Windows with a documented length (`five_hour`, `seven_day*`) run at that length,
+    since monitor computes their pace from it; the others run in minutes, so a watcher
+    sees climbs, resets and lengths being learned live.
     """
     sim = Simulator(clock)
     sim.add_org(
@@ -116,9 +122,9 @@ def demo_simulator(clock: Clock = time.time) -> tuple[Simulator, DemoCredentials
         plan=GLOBEX.plan,
         shape=GLOBEX.shape,
         windows={
-            "five_hour": WindowSpec.filling(5 * MINUTE, 90.0, phase=0.7),
-            "seven_day": WindowSpec.filling(20 * MINUTE, 70.0, phase=0.2),
-            "seven_day_opus": WindowSpec.unused(20 * MINUTE, rate=30.0 / (20 * MINUTE)),
+            "five_hour": WindowSpec.filling(5 * HOUR, 140.0, phase=0.45),
+            "seven_day": WindowSpec.filling(7 * DAY, 70.0, phase=0.2),
+            "seven_day_opus": WindowSpec.unused(7 * DAY, rate=30.0 / (7 * DAY)),
         },
     )
     sim.add_org(
@@ -127,9 +133,10 @@ def demo_simulator(clock: Clock = time.time) -> tuple[Simulator, DemoCredentials
         plan=INITECH.plan,
         shape=INITECH.shape,
         windows={
-            "five_hour": WindowSpec.filling(4 * MINUTE, 110.0, phase=0.6, cap=None),
-            "seven_day": WindowSpec.filling(30 * MINUTE, 75.0, phase=0.5),
-            "seven_day_cowork": WindowSpec.filling(30 * MINUTE, 20.0, phase=0.5),
+            "five_hour": WindowSpec.filling(5 * HOUR, 60.0, phase=0.5),
+            "seven_day": WindowSpec.filling(7 * DAY, 75.0, phase=0.5),
+            "seven_day_cowork": WindowSpec.filling(7 * DAY, 20.0, phase=0.5),
+            "tangelo": WindowSpec.filling(4 * MINUTE, 110.0, phase=0.6, cap=None),
         },
         extra=ExtraSpec(is_enabled=True, monthly_limit=10000, used_credits=8300, rate=2.8),
     )

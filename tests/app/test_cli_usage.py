@@ -74,6 +74,8 @@ def test_usage_prints_a_table(
         "USED",
         "RESETS",
         "IN",
+        "PACE",
+        "PROJECTION",
         "EXTRA",
         "CREDITS",
     ]

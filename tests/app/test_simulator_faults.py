@@ -244,14 +244,14 @@ async def test_demo_preset(aiohttp_client: MakeClient) -> None:
     status, before = await usage("initech")
     assert status == 200
     assert 80 <= before["extra_usage"]["utilization"] < 100
-    resets_at = parse_ts(before["five_hour"]["resets_at"])
+    resets_at = parse_ts(before["tangelo"]["resets_at"])
     assert resets_at - T0 <= 5 * 60  # a watcher sees a reset within minutes
     sim_clock.now = resets_at - 1
     _, near = await usage("initech")
-    assert near["five_hour"]["utilization"] > 100  # uncapped, so threshold alerts fire
+    assert near["tangelo"]["utilization"] > 100  # uncapped, so threshold alerts fire
     sim_clock.now = resets_at
     _, after = await usage("initech")
-    assert after["five_hour"]["utilization"] == 0.0
+    assert after["tangelo"]["utilization"] == 0.0
     headers = {"Authorization": f"Bearer {creds.account_token}"}
     _, bootstrap = await get_json(sim_client, "/api/bootstrap", headers=headers)
     members = tuple(m["organization"]["uuid"] for m in bootstrap["account"]["memberships"])

@@ -20,6 +20,7 @@ from tests.support.paths import ROOT
 REPO = ROOT
 PROMETHEUS_DIR = REPO / "prometheus"
 ALERTS_FILE = PROMETHEUS_DIR / "alerts.yml"
+RULES_FILE = PROMETHEUS_DIR / "rules.yml"
 RULE_TESTS_DIR = PROMETHEUS_DIR / "tests"
 PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 ALERTMANAGER_CONFIG = REPO / "alertmanager" / "alertmanager.yml"
@@ -74,6 +75,17 @@ def load_yaml(path: Path) -> Any:
 def alert_rules() -> tuple[dict[str, Any], ...]:
     groups = load_yaml(ALERTS_FILE)["groups"]
     return tuple(rule for group in groups for rule in group["rules"])
+
+
+@cache
+def recording_rules() -> tuple[dict[str, Any], ...]:
+    groups = load_yaml(RULES_FILE)["groups"]
+    return tuple(rule for group in groups for rule in group["rules"])
+
+
+def recorded_names() -> frozenset[str]:
+    """The series the recording rules make (`claude_usage:pace_ratio`, ...)."""
+    return frozenset(rule["record"] for rule in recording_rules())
 
 
 @cache
@@ -149,12 +161,18 @@ def alert_expressions() -> list[tuple[str, str]]:
     return [(f"alert {rule['alert']}", rule["expr"]) for rule in alert_rules()]
 
 
+def recording_expressions() -> list[tuple[str, str]]:
+    return [(f"recording rule {rule['record']}", rule["expr"]) for rule in recording_rules()]
+
+
 def promql_expressions() -> list[tuple[str, str]]:
-    """(where, expr) of every PromQL expression of the alerts and the dashboard, with
-    Grafana variables replaced, ready for a PromQL parser."""
-    return alert_expressions() + [
-        (where, expand_grafana_variables(expr)) for where, expr in dashboard_expressions()
-    ]
+    """(where, expr) of every PromQL expression of the recording rules, the alerts and the
+    dashboard, with Grafana variables replaced, ready for a PromQL parser."""
+    return (
+        recording_expressions()
+        + alert_expressions()
+        + [(where, expand_grafana_variables(expr)) for where, expr in dashboard_expressions()]
+    )
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')

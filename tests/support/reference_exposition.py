@@ -70,8 +70,9 @@ PAYLOAD = {
     "limit": f.EXTRA_LIMIT,
     "used": f.EXTRA_USED,
     "dropped": f.WINDOWS_DROPPED,
+    "length": f.WINDOW_LENGTH,
 }
-WINDOWED = (f.UTILIZATION, f.RESETS_AT)
+WINDOWED = (f.UTILIZATION, f.RESETS_AT, f.WINDOW_LENGTH)
 HEALTH = {"up": f.UP, "success": f.LAST_SUCCESS, "duration": f.DURATION, "next": f.NEXT_POLL}
 
 
@@ -84,6 +85,9 @@ def _payload(families: dict[str, GaugeMetricFamily], org: list[str], state: OrgS
             families["utilization"].add_metric([*org, w.name], w.utilization)
         if w.resets_at is not None:
             families["resets"].add_metric([*org, w.name], w.resets_at)
+        length = state.trends.length(w.name)
+        if length is not None:
+            families["length"].add_metric([*org, w.name], length)
     extra = snapshot.extra
     if extra is not None:
         for name, number in (

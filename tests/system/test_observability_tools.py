@@ -114,7 +114,7 @@ def test_promtool_check_config() -> None:
             cwd=PROMETHEUS_DIR,
         )
     )
-    assert "SUCCESS: 1 rule files found" in output
+    assert "SUCCESS: 2 rule files found" in output
 
 
 @pytest.mark.tool

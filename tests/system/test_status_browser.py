@@ -1,12 +1,14 @@
 """The status page in headless Chromium, driven over the DevTools protocol.
 
-The page comes from the real app polling the simulator over TCP: three orgs, one of them
-failing with its last numbers kept, one with a long unbroken name, windows at normal,
-warning, critical, over 100 % and without a value. Measured at 320, 375, 768 and 1280
-px: no sideways scroll, each window's name, bar and number in one block; text contrast
-at WCAG AA in light and dark; axe-core (from npm, injected only here) finds nothing
-serious or critical; meters named for screen readers; the auto-refresh, when asked for,
-can be stopped.
+The page comes from the real app polling the simulator over TCP for three hours of a
+test-driven clock (a poll every 5 minutes), so each window has a recent history and a
+pace: three orgs, one of them failing with its last numbers kept, one with a long
+unbroken name, windows at normal, warning, critical, over 100 % and without a value,
+ahead of and behind an even pace, one whose length was learned from its resets.
+Measured at 320, 375, 768 and 1280 px: no sideways scroll, each window's name, bar and
+number in one block; text contrast at WCAG AA in light and dark; axe-core (from npm,
+injected only here) finds nothing serious or critical; meters and sparklines named for
+screen readers; the auto-refresh, when asked for, can be stopped.
 
 `MONITOR_WRITE_SCREENSHOTS=1` makes `test_screenshots` rewrite the ones in `docs/`.
 """
@@ -16,107 +18,23 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from monitor.simulator import Fault
-from monitor.state import UsageStore
-from tests.conftest import MakeClient
-from tests.support.config import make_config
-from tests.support.devtools import Tab, chromium
-from tests.support.jobs import ManualJobs
+from tests.support.devtools import Tab
 from tests.support.paths import ROOT
-from tests.support.tools import missing, require_tool
-from tests.support.upstream import ORG_A, ORG_B, ORG_C, Upstream
-
-CHECKS_JS = (Path(__file__).parent / "status_checks.js").read_text(encoding="utf-8")
-# Where .ci/run installs axe-core; MONITOR_AXE_JS points elsewhere.
-AXE_DEFAULT = ROOT / ".tools" / "node_modules" / "axe-core" / "axe.min.js"
-AXE_HINT = "npm install --prefix .tools axe-core@4.14.1 (or set MONITOR_AXE_JS)"
-WIDTHS = (320, 375, 768, 1280)
-SCHEMES = ("light", "dark")
-SCREENSHOTS = {
-    (width, scheme): ROOT / "docs" / f"status-page-{width}-{scheme}.png"
-    for width in (375, 1280)
-    for scheme in SCHEMES
-}
-LONG_NAME = "initech-platform-engineering-shared-services-emea"
-DEADLINE = 30.0
-
-
-@dataclass
-class Served:
-    url: str
-    store: UsageStore
-
-    def window_names(self) -> set[str]:
-        """'org window' for every window with a value: what each meter is named."""
-        return {
-            f"{state.target.name} {window.name}"
-            for state in self.store
-            if state.snapshot is not None
-            for window in state.snapshot.windows
-            if window.utilization is not None
-        }
-
-    def window_count(self) -> int:
-        return sum(len(s.snapshot.windows) for s in self.store if s.snapshot is not None)
-
-
-@pytest.fixture
-async def served(driven: MakeClient, jobs: ManualJobs, upstream: Upstream) -> Served:
-    """The app over a real port, every org polled, beta failing after one good poll."""
-    sim = upstream.sim
-    for org, window, percent in [
-        (ORG_A, "claude_code", 97.0),
-        (ORG_B, "five_hour", 112.0),
-        (ORG_B, "seven_day", 41.0),
-        (ORG_B, "seven_day_cowork", 12.0),
-        (ORG_C, "five_hour", 83.0),
-        (ORG_C, "seven_day", 58.5),
-    ]:
-        sim.set_utilization(org, window, percent)
-    sim.set_extra(ORG_A, used_credits=1234)
-    orgs = [
-        {"uuid": ORG_A, "name": "acme", "token_env": "TOKEN_A"},
-        {"uuid": ORG_B, "name": "beta", "token_env": "TOKEN_B"},
-        {"uuid": ORG_C, "name": LONG_NAME, "token_env": "TOKEN_C"},
-    ]
-    store = UsageStore()
-    client = await driven(make_config(upstream.url, orgs), store=store)
-    await jobs.run_due()  # every org's first poll
-    assert all(s.up for s in store), "every org's first poll should succeed"
-    sim.set_fault(ORG_B, Fault(status=429, retry_after="0"))
-    await jobs.advance(1.0)  # the interval: beta's next poll fails
-    beta = store.get(ORG_B)
-    assert beta is not None
-    assert not beta.up
-    return Served(str(client.make_url("/")), store)
-
-
-@pytest.fixture
-async def tab(tmp_path: Path) -> AsyncIterator[Tab]:
-    binary = require_tool("chromium", "apt-get install chromium")
-    async with chromium(binary, tmp_path / "profile") as browser:
-        yield await browser.new_tab()
-
-
-async def show(tab: Tab, url: str, width: int, scheme: str = "light") -> None:
-    await tab.viewport(width, 800)
-    await tab.color_scheme(scheme)
-    await tab.open(url)
-    await tab.evaluate(CHECKS_JS)
-
-
-def axe_source() -> str:
-    path = Path(os.environ.get("MONITOR_AXE_JS") or AXE_DEFAULT)
-    if not path.is_file():
-        missing(f"axe-core not found at {path}: {AXE_HINT}")
-    return path.read_text(encoding="utf-8")
+from tests.support.status_browser import (
+    DEADLINE,
+    LONG_NAME,
+    SCHEMES,
+    SCREENSHOTS,
+    WIDTHS,
+    Served,
+    axe_source,
+    show,
+)
 
 
 @pytest.mark.tool

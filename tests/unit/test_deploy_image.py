@@ -2,8 +2,8 @@
 check that the Dockerfile and docker-compose.yml share, and the systemd unit (checked by
 `systemd-analyze` where it is installed).
 
-tests/test_docker.py builds and runs the image for real; tests/test_healthcheck.py runs
-`monitor healthcheck` against live servers.
+tests/system/test_docker.py builds and runs the image for real;
+tests/system/test_healthcheck.py runs `monitor healthcheck` against live servers.
 """
 
 from __future__ import annotations
