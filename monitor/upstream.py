@@ -23,7 +23,7 @@ from monitor.credentials import Credential, LiveCredential
 from monitor.schema import UpstreamConfig
 from monitor.state import PollResult
 from monitor.targets import OrgTarget
-from monitor.usage import UsageSnapshot, parse_usage
+from monitor.usage import UsageSnapshot, json_int, parse_usage
 
 log = logging.getLogger("monitor.upstream")
 
@@ -127,7 +127,7 @@ def decode_json_object(body: bytes, content_type: str) -> dict[str, Any]:
     if looks_like_html(content_type, body):
         raise PollError(PollResult.INVALID_RESPONSE, "HTML page instead of JSON (Cloudflare?)")
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_int=json_int)
     except json.JSONDecodeError as exc:
         raise PollError(PollResult.INVALID_RESPONSE, f"body is not JSON ({exc.msg})") from None
     except ValueError:

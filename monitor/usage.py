@@ -76,6 +76,16 @@ def parse_number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def json_int(text: str) -> int | float:
+    """`json.loads`'s `parse_int`. An integer of more digits than Python converts (4300)
+    becomes an infinity, which `parse_number` drops as it drops every non-finite number:
+    one absurd field then costs that field, not the whole answer."""
+    try:
+        return int(text)
+    except ValueError:
+        return -math.inf if text.startswith("-") else math.inf
+
+
 def parse_timestamp(value: Any) -> float | None:
     """ISO-8601 with `Z`, an offset and/or microseconds -> Unix seconds; anything else -> None.
 

@@ -4,11 +4,19 @@ aiohttp refuses, JSON that Python's parser balks at, strings UTF-8 cannot encode
 from __future__ import annotations
 
 import logging
+import math
 import sys
 
+import pytest
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 
 from monitor.logs import MalformedRequests
+from monitor.passive_refresh import decode_usage
+from monitor.proxy_errors import ProxyError
+from monitor.proxy_rules import check_web_fetch_body
+from monitor.state import PollResult
+from monitor.upstream import PollError, decode_json_object
+from monitor.usage import json_int, parse_usage
 from tests.support.upstream import TOKEN_A
 
 
@@ -45,3 +53,31 @@ def test_other_server_errors_are_left_as_they_are() -> None:
     too_many = refusal_record(BadHttpMessage("Too many headers received"))
     assert MalformedRequests().filter(too_many)
     assert too_many.getMessage().endswith(": BadHttpMessage")
+
+
+def test_an_integer_past_pythons_digit_limit_drops_only_its_field() -> None:
+    body = b'{"five_hour": {"utilization": 5}, "extra_usage": {"used_credits": -1%s}}' % (
+        b"0" * 5000
+    )
+    payload = decode_json_object(body, "application/json")
+    snapshot = parse_usage(payload)
+    assert snapshot.utilizations() == {"five_hour": 0.05}
+    assert snapshot.extra is not None and snapshot.extra.used_credits is None
+    assert json_int("-" + "9" * 5000) == -math.inf
+    assert json_int("12") == 12 and isinstance(json_int("12"), int)
+
+
+def test_json_nested_past_the_parser_is_refused_with_a_reason() -> None:
+    deep = b'{"five_hour": {"utilization": 5}, "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    with pytest.raises(PollError) as polled:
+        decode_json_object(deep, "application/json")
+    assert (polled.value.result, polled.value.message) == (
+        PollResult.INVALID_RESPONSE,
+        "body is JSON nested too deeply",
+    )
+    with pytest.raises(ValueError, match="nested too deeply"):
+        decode_usage(deep, None)  # a relayed answer: no passive refresh, no exception
+    with pytest.raises(ProxyError) as refused:
+        check_web_fetch_body(b'{"url": ' + b"[" * 30_000 + b"]" * 30_000 + b"}")
+    assert (refused.value.status, refused.value.type) == (400, "invalid_body")
+    assert "nested too deeply" in refused.value.message
