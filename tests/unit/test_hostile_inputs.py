@@ -15,9 +15,14 @@ from monitor.passive_refresh import decode_usage
 from monitor.proxy_errors import ProxyError
 from monitor.proxy_rules import check_web_fetch_body
 from monitor.state import PollResult
-from monitor.upstream import PollError, decode_json_object
+from monitor.upstream import (
+    PollError,
+    decode_json_object,
+    parse_bootstrap,
+    upstream_error_message,
+)
 from monitor.usage import json_int, parse_usage
-from tests.support.upstream import TOKEN_A
+from tests.support.upstream import ORG_A, TOKEN_A
 
 
 def refusal_record(error: Exception) -> logging.LogRecord:
@@ -81,3 +86,16 @@ def test_json_nested_past_the_parser_is_refused_with_a_reason() -> None:
         check_web_fetch_body(b'{"url": ' + b"[" * 30_000 + b"]" * 30_000 + b"}")
     assert (refused.value.status, refused.value.type) == (400, "invalid_body")
     assert "nested too deeply" in refused.value.message
+
+
+def test_a_lone_surrogate_from_the_upstream_is_replaced_where_it_is_read() -> None:
+    # JSON's \ud800 escape decodes to a str UTF-8 cannot encode: a page or an exposition
+    # holding it would fail to render.
+    bootstrap = {"memberships": [{"organization": {"uuid": ORG_A, "name": "team \ud800 \udfff"}}]}
+    assert parse_bootstrap(bootstrap)[0].name == "team \ufffd \ufffd"
+    error = upstream_error_message(b'{"error": {"message": "bad \\ud800 token"}}')
+    assert error == "bad \ufffd token"
+    snapshot = parse_usage({"extra_usage": {"used_credits": 1, "currency": "\udc80EUR"}})
+    assert snapshot.extra is not None and snapshot.extra.currency == "\ufffdEUR"
+    for text in (parse_bootstrap(bootstrap)[0].name or "", error, snapshot.extra.currency):
+        text.encode()  # encodes: nothing left that UTF-8 refuses
