@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Literal, TextIO
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 LogFormat = Literal["text", "json"]
 
 # Attributes every LogRecord has; anything else was passed in `extra=` and is kept.
@@ -57,6 +59,25 @@ class StderrHandler(logging.StreamHandler[TextIO]):
         pass
 
 
+class MalformedRequests(logging.Filter):
+    """aiohttp logs a request its parser refuses (a line or header over 8190 bytes, too
+    many headers, garbage) as an ERROR with a traceback, whose message quotes the first
+    100 bytes of the offending line: an oversized `Cookie` or `Authorization` header would
+    put a credential in the log. Such a record becomes one INFO line that names only the
+    kind of error (the access log has the 400 that answered it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, HttpProcessingError):
+            return True
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg = "refused a malformed request from %s: %s"
+        record.args = (remote, type(error).__name__)
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
 def configure_logging(fmt: LogFormat = "text", level: str = "INFO") -> None:
     handler = StderrHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
@@ -67,3 +88,6 @@ def configure_logging(fmt: LogFormat = "text", level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # APScheduler logs every job run at INFO; that is one line per poll per org.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequests) for f in server.filters):
+        server.addFilter(MalformedRequests())

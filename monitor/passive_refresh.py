@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from monitor.state import OrgState
 from monitor.upstream import MAX_BODY_BYTES
-from monitor.usage import MAX_WINDOWS, UsageSnapshot, parse_usage
+from monitor.usage import MAX_WINDOWS, UsageSnapshot, json_int, parse_usage
 
 
 def decode_usage(
@@ -31,7 +31,10 @@ def decode_usage(
         data = body
     else:
         raise ValueError(f"Content-Encoding {encoding!r} is not decoded for passive refresh")
-    payload = json.loads(data)
+    try:
+        payload = json.loads(data, parse_int=json_int)
+    except RecursionError:
+        raise ValueError("usage body is JSON nested too deeply") from None
     if not isinstance(payload, dict):
         raise ValueError(f"usage body is a JSON {type(payload).__name__}, not an object")
     return parse_usage(payload, max_windows)

@@ -22,6 +22,7 @@ from yarl import URL
 from monitor.credentials import Credential
 from monitor.keypath import key_path
 from monitor.proxy_errors import ProxyError, shown, too_large
+from monitor.usage import json_int
 
 MAX_REQUEST_BODY_BYTES = 64 * 1024
 
@@ -209,9 +210,11 @@ def check_web_fetch_body(body: bytes) -> WebFetchBody:
     if not body.strip():
         raise ProxyError(400, "invalid_body", f"body: empty; {hint}")
     try:
-        payload: Any = json.loads(body)
+        payload: Any = json.loads(body, parse_int=json_int)
     except UnicodeDecodeError:
         raise ProxyError(400, "invalid_body", f"body: not UTF-8 JSON; {hint}") from None
+    except RecursionError:
+        raise ProxyError(400, "invalid_body", f"body: JSON nested too deeply; {hint}") from None
     except json.JSONDecodeError as exc:
         raise ProxyError(
             400, "invalid_body", f"body: not valid JSON ({exc.msg} at position {exc.pos}); {hint}"

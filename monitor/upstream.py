@@ -23,7 +23,7 @@ from monitor.credentials import Credential, LiveCredential
 from monitor.schema import UpstreamConfig
 from monitor.state import PollResult
 from monitor.targets import OrgTarget
-from monitor.usage import UsageSnapshot, parse_usage
+from monitor.usage import UsageSnapshot, json_int, parse_usage, well_formed
 
 log = logging.getLogger("monitor.upstream")
 
@@ -95,7 +95,7 @@ def upstream_error_message(body: bytes) -> str | None:
     if isinstance(error, dict):
         message = error.get("message") or error.get("type")
         if isinstance(message, str):
-            return message[:200]
+            return well_formed(message[:200])
     return None
 
 
@@ -127,7 +127,7 @@ def decode_json_object(body: bytes, content_type: str) -> dict[str, Any]:
     if looks_like_html(content_type, body):
         raise PollError(PollResult.INVALID_RESPONSE, "HTML page instead of JSON (Cloudflare?)")
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_int=json_int)
     except json.JSONDecodeError as exc:
         raise PollError(PollResult.INVALID_RESPONSE, f"body is not JSON ({exc.msg})") from None
     except ValueError:
@@ -156,7 +156,9 @@ def parse_bootstrap(payload: Mapping[str, Any]) -> list[DiscoveredOrg]:
         except ValueError:
             continue
         name = org.get("name")
-        label = name[:MAX_NAME_LENGTH] if isinstance(name, str) and name.strip() else None
+        label = (
+            well_formed(name[:MAX_NAME_LENGTH]) if isinstance(name, str) and name.strip() else None
+        )
         found.setdefault(org_uuid, DiscoveredOrg(org_uuid, label))
     return list(found.values())
 

@@ -24,6 +24,7 @@ _FIRST_WINDOWS = ("claude_code", "projects", EXTRA_USAGE, "five_hour")
 # Window names become label values: keep them to what a sane upstream key looks like, so a
 # garbage payload cannot blow up the label set.
 _WINDOW_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,23 @@ def parse_number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def well_formed(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD. JSON's `\\ud800` escapes let an
+    upstream send one, and UTF-8 cannot encode it: it would fail whatever writes the text
+    out (the status page, `/metrics`)."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def json_int(text: str) -> int | float:
+    """`json.loads`'s `parse_int`. An integer of more digits than Python converts (4300)
+    becomes an infinity, which `parse_number` drops as it drops every non-finite number:
+    one absurd field then costs that field, not the whole answer."""
+    try:
+        return int(text)
+    except ValueError:
+        return -math.inf if text.startswith("-") else math.inf
+
+
 def parse_timestamp(value: Any) -> float | None:
     """ISO-8601 with `Z`, an offset and/or microseconds -> Unix seconds; anything else -> None.
 
@@ -122,11 +140,13 @@ def parse_extra(value: Any) -> ExtraUsage | None:
         limit = value.get("monthly_credit_limit")
     places = value.get("decimal_places")
     currency = value.get("currency")
+    if not isinstance(currency, str) or len(currency) > 8:
+        currency = None
     return ExtraUsage(
         is_enabled=enabled if isinstance(enabled, bool) else None,
         monthly_limit=parse_number(limit),
         used_credits=parse_number(value.get("used_credits")),
-        currency=currency if isinstance(currency, str) and len(currency) <= 8 else None,
+        currency=None if currency is None else well_formed(currency),
         decimal_places=places
         if isinstance(places, int) and not isinstance(places, bool) and 0 <= places <= 8
         else None,

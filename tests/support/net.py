@@ -28,4 +28,5 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, str]:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - local
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        with exc:  # its socket, closed now rather than by the garbage collector
+            return exc.code, exc.read().decode()
