@@ -27,11 +27,17 @@ class Limiter:
     def in_flight(self) -> int:
         return self._in_flight
 
-    async def acquire(self) -> None:
-        """Wait for a slot, first come first served."""
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody waits for one; never waits."""
         self.wake()
         if not self._waiters and self._in_flight < self.capacity:
             self._in_flight += 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        """Wait for a slot, first come first served."""
+        if self.try_acquire():
             return
         granted = asyncio.get_running_loop().create_future()
         self._waiters.append(granted)

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Literal, TextIO
 
 from aiohttp.http_exceptions import HttpProcessingError
@@ -16,11 +17,32 @@ LogFormat = Literal["text", "json"]
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
+class _Seconds:
+    """`strftime` of a record's second, worked out once per second: the access log writes
+    a line per request, thousands in the same second."""
+
+    def __init__(self, pattern: str, convert: Callable[[float], time.struct_time]) -> None:
+        self._pattern = pattern
+        self._convert = convert
+        self._second = -1
+        self._text = ""
+
+    def __call__(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._text = time.strftime(self._pattern, self._convert(created))
+            self._second = second
+        return self._text
+
+
 class JsonFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._seconds = _Seconds("%Y-%m-%dT%H:%M:%S", time.gmtime)
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": f"{self._seconds(record.created)}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -36,11 +58,25 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        self._seconds = _Seconds(self.default_time_format, time.localtime)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        # logging's own default: local time, then `,` and the milliseconds.
+        return f"{self._seconds(record.created)},{int(record.msecs):03d}"
 
     def format(self, record: logging.LogRecord) -> str:
-        # Keep one line per event even when a traceback is attached (logging puts it on
-        # lines of its own, after the message).
-        return super().format(record).replace("\n", " | ")
+        if record.exc_info or record.exc_text or record.stack_info:
+            # Keep one line per event even when a traceback is attached (logging puts it
+            # on lines of its own, after the message).
+            return super().format(record).replace("\n", " | ")
+        # The same line as the format string above, built directly: the access log
+        # formats one per request.
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record)
+        line = f"{record.asctime} {record.levelname:<7} {record.name}: {record.message}"
+        return line.replace("\n", " | ") if "\n" in line else line
 
 
 class StderrHandler(logging.StreamHandler[TextIO]):
@@ -57,6 +93,18 @@ class StderrHandler(logging.StreamHandler[TextIO]):
     @stream.setter
     def stream(self, _value: TextIO) -> None:
         pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # StreamHandler's, without its separate flush when stderr flushes each line itself.
+        try:
+            stream = sys.stderr
+            stream.write(self.format(record) + self.terminator)
+            if not getattr(stream, "line_buffering", False):
+                stream.flush()
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 (logging's rule: a failed write never raises)
+            self.handleError(record)
 
 
 class MalformedRequests(logging.Filter):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import (
@@ -63,6 +63,12 @@ class ProxyMetrics:
     requests: Counter
     duration: Histogram
     cache: Counter
+    # The labelled children by (endpoint, method, code): `labels()` checks and joins its
+    # arguments on every call, and the proxy observes every request. Bounded like the
+    # series themselves (methods are labelled by `method_label`, codes are HTTP statuses).
+    _children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> ProxyMetrics:
@@ -91,8 +97,16 @@ class ProxyMetrics:
         )
 
     def observe(self, endpoint: str, method: str, code: int, seconds: float) -> None:
-        self.requests.labels(endpoint, method, str(code)).inc()
-        self.duration.labels(endpoint).observe(seconds)
+        key = (endpoint, method, code)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(endpoint, method, str(code)),
+                self.duration.labels(endpoint),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def count_cache(self, endpoint: str, result: str) -> None:
         self.cache.labels(endpoint, result).inc()

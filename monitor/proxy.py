@@ -14,11 +14,10 @@ that hangs up before anything was sent is counted as 499 (nginx's "client closed
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -36,7 +35,6 @@ from monitor.proxy_errors import (
     too_large,
     upstream_busy,
     upstream_failure,
-    where,
 )
 from monitor.proxy_routes import ROUTES, UNMATCHED, Outcome, Route, method_label
 from monitor.proxy_rules import (
@@ -54,6 +52,7 @@ from monitor.proxy_rules import (
     response_headers,
     upstream_url,
 )
+from monitor.relay import relay_answer
 from monitor.schema import Config, proxy_connection_share
 from monitor.shield import RateLimitShield
 from monitor.state import UsageStore
@@ -114,20 +113,31 @@ class Proxy:
         )
 
     def handler(self, route: Route | None) -> Handler:
-        async def handle(request: web.Request) -> web.StreamResponse:
-            return await self.handle(route, request)
-
-        return handle
+        return functools.partial(self.handle, route)
 
     async def handle(self, route: Route | None, request: web.Request) -> web.StreamResponse:
         """One request, counted once whatever happens. A caller hanging up cancels this
         handler (the server runs with `handler_cancellation=True`); the cancellation
         leaves `async with session.request(...)`, which closes the upstream request."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = time.monotonic()
         outcome = Outcome()
         try:
-            return await self._serve(route, request, outcome)
+            checked = _checked(route, request)
+            body = await _read_body(request) if request.body_exists else b""
+            if checked.name == "web_fetch":
+                check_web_fetch_body(body)
+            if checked.reads_usage and self._reads.active:
+
+                async def fetch(
+                    extra: Mapping[str, str], capture: Capture | None
+                ) -> web.StreamResponse:
+                    return await self._forward(checked, request, body, outcome, extra, capture)
+
+                return await self._reads.serve(checked, request, outcome, fetch)
+            return await self._forward(checked, request, body, outcome)
+        except ProxyError as error:
+            outcome.code = error.status
+            return error.response()
         except asyncio.CancelledError:
             log.debug("caller of %s went away; upstream request cancelled", _name(route))
             raise
@@ -136,59 +146,29 @@ class Proxy:
             raise
         finally:
             self._metrics.observe(
-                _name(route), method_label(request.method), outcome.code, loop.time() - started
+                _name(route), method_label(request.method), outcome.code, time.monotonic() - started
             )
 
-    async def _serve(
-        self, route: Route | None, request: web.Request, outcome: Outcome
-    ) -> web.StreamResponse:
-        try:
-            check_raw_path(request.raw_path)
-            if route is None:
-                raise not_found(request.method, request.path)
-            if request.method != route.method:
-                raise method_not_allowed(route, request.method)
-            check_path_params(request.match_info)
-            if route.name == "memory":
-                check_memory_query(request.query.getall("project_uuid", []))
-            check_credentials(request.headers)
-            body = await _read_body(request)
-            if route.name == "web_fetch":
-                check_web_fetch_body(body)
-            if route.reads_usage:
-
-                async def fetch(
-                    extra: Mapping[str, str], capture: Capture | None
-                ) -> web.StreamResponse:
-                    return await self._forward(route, request, body, outcome, extra, capture)
-
-                return await self._reads.serve(route, request, outcome, fetch)
-            return await self._forward(route, request, body, outcome)
-        except ProxyError as error:
-            outcome.code = error.status
-            return error.response()
-
-    def _base_url(self, route: Route, params: dict[str, str]) -> str:
+    def _base_url(self, route: Route, org_uuid: str | None) -> str:
         """The org's own base URL when it has one (configured or discovered), else the
         default upstream; `[proxy] oauth_base_url` for the OAuth routes. Never anything the
         caller chose."""
         config = self._config.current
         if route.is_oauth:
             return config.proxy.oauth_base_url
-        if route.has_org:
-            org_uuid = str(uuid.UUID(params["org_uuid"]))
-            state = self._store.get(org_uuid)
-            if state is not None:  # polled here: its target already holds the right URL
-                return state.target.base_url
-            # Configured but not polled by this replica (another shard): one dict lookup
-            # per request, the table rebuilt only when a reload brings a new config.
-            if self._org_urls[0] is not config:
-                self._org_urls = (
-                    config,
-                    {str(org.uuid): org.base_url for org in config.orgs if org.base_url},
-                )
-            return self._org_urls[1].get(org_uuid, config.upstream.base_url)
-        return config.upstream.base_url
+        if org_uuid is None:
+            return config.upstream.base_url
+        state = self._store.get(org_uuid)
+        if state is not None:  # polled here: its target already holds the right URL
+            return state.target.base_url
+        # Configured but not polled by this replica (another shard): one dict lookup
+        # per request, the table rebuilt only when a reload brings a new config.
+        if self._org_urls[0] is not config:
+            self._org_urls = (
+                config,
+                {str(org.uuid): org.base_url for org in config.orgs if org.base_url},
+            )
+        return self._org_urls[1].get(org_uuid, config.upstream.base_url)
 
     async def _forward(
         self,
@@ -199,14 +179,17 @@ class Proxy:
         extra: Mapping[str, str] | None = None,
         capture: Capture | None = None,
     ) -> web.StreamResponse:
-        params = dict(request.match_info)
+        params = request.match_info
+        # Checked against the UUID pattern already: lower case is its canonical form.
+        org_uuid = params["org_uuid"].lower() if route.has_org else None
         url = upstream_url(
-            self._base_url(route, params), route.upstream_path(params), raw_query(request.raw_path)
+            self._base_url(route, org_uuid),
+            route.upstream_path(params),
+            raw_query(request.raw_path),
         )
         # One deadline for the whole exchange, headers and body: an upstream that answers
         # its headers, then drips its body, cannot hold a slot past `timeout_seconds`.
         timeout = self._upstream.timeout
-        seconds = self._config.current.upstream.timeout_seconds
         try:
             session = self._upstream.session
         except RuntimeError:
@@ -223,9 +206,24 @@ class Proxy:
                 auto_decompress=False,
                 timeout=timeout,
             ) as answer:
-                relay = _Relay(url, extra or {}, capture)
-                return await self._relay(route, request, answer, outcome, relay)
+                headers = response_headers(answer.headers)
+                if capture is not None:
+                    capture.start(answer.status, answer.reason or "", headers.items())
+                if extra:
+                    headers.update(extra)
+                refreshed = self._refreshed_by(route, request, answer, org_uuid, url)
+                tee = UsageTee() if refreshed else None
+                copies = [c for c in (capture, tee) if c is not None]
+                response, whole = await relay_answer(
+                    route.name, request, answer, headers, outcome, copies
+                )
+                if whole and capture is not None:
+                    capture.complete = True
+                if whole and tee is not None:
+                    self._refresh(refreshed, tee, answer)
+                return response
         except (TimeoutError, aiohttp.ClientError) as exc:
+            seconds = self._config.current.upstream.timeout_seconds
             error = upstream_failure(exc, url, seconds)
             if error is None:
                 raise
@@ -236,6 +234,8 @@ class Proxy:
     async def _take_slot(self) -> None:
         """Wait at most `[upstream] pool_wait_seconds` for one of the proxy's upstream
         connections; past that the request is refused with 503 instead of queueing."""
+        if self._slots.try_acquire():  # the usual case: no timer to set up
+            return
         wait = self._config.current.upstream.pool_wait_seconds
         try:
             async with asyncio.timeout(wait):
@@ -243,63 +243,13 @@ class Proxy:
         except TimeoutError:
             raise upstream_busy(self._slots.capacity, wait) from None
 
-    async def _relay(
+    def _refreshed_by(
         self,
         route: Route,
         request: web.Request,
         answer: aiohttp.ClientResponse,
-        outcome: Outcome,
-        relay: _Relay,
-    ) -> web.StreamResponse:
-        """Stream the upstream's answer back as it comes. Once the status line went out, a
-        failure can no longer become a JSON error: the caller's connection is aborted, so it
-        sees a truncated answer rather than a complete-looking wrong one."""
-        response = web.StreamResponse(status=answer.status, reason=answer.reason)
-        relayed = response_headers(answer.headers)
-        response.headers.extend(relayed)
-        response.headers.update(relay.extra)
-        capture = relay.capture
-        if capture is not None:
-            capture.start(answer.status, answer.reason or "", relayed.items())
-        refreshed = self._refreshed_by(route, request, answer, relay.url)
-        tee = UsageTee() if refreshed else None
-        await response.prepare(request)
-        outcome.code = answer.status
-        while True:
-            try:
-                chunk = await answer.content.readany()
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                log.warning(
-                    "upstream %s failed after %s %d started streaming (%s); "
-                    "aborting the caller's connection",
-                    where(answer.url),
-                    route.name,
-                    answer.status,
-                    type(exc).__name__,
-                )
-                if request.transport is not None:
-                    request.transport.abort()
-                return response
-            if not chunk:
-                break
-            try:
-                await response.write(chunk)
-            except ConnectionError:
-                log.debug("caller of %s went away mid-answer", route.name)
-                return response
-            if tee is not None:
-                tee.feed(chunk)
-            if capture is not None:
-                capture.feed(chunk)
-        await response.write_eof()
-        if capture is not None:
-            capture.complete = True
-        if tee is not None:
-            self._refresh(refreshed, tee, answer)
-        return response
-
-    def _refreshed_by(
-        self, route: Route, request: web.Request, answer: aiohttp.ClientResponse, url: URL
+        org_uuid: str | None,
+        url: URL,
     ) -> list[str]:
         """The polled orgs whose snapshot this answer refreshes: the org of a `usage`
         read; for `oauth_usage`, every org that polls this same URL with the caller's
@@ -307,8 +257,7 @@ class Proxy:
         if answer.status != 200:
             return []
         if route.name == "usage":
-            org_uuid = str(uuid.UUID(request.match_info["org_uuid"]))
-            return [org_uuid] if org_uuid in self._store else []
+            return [org_uuid] if org_uuid is not None and org_uuid in self._store else []
         if route.name == "oauth_usage":
             credential = caller_credential(request.headers)
             if credential is not None:
@@ -332,10 +281,24 @@ class Proxy:
                 log.debug("usage of %s refreshed from a relayed answer", org_uuid)
 
 
-async def _read_body(request: web.Request) -> bytes:
-    """The request body, refused with 413 past 64 KiB, whether it is announced by
-    Content-Length or arrives chunked."""
+def _checked(route: Route | None, request: web.Request) -> Route:
+    """The route, once the request passed every local check (else a `ProxyError`)."""
+    check_raw_path(request.raw_path)
+    if route is None:
+        raise not_found(request.method, request.path)
+    if request.method != route.method:
+        raise method_not_allowed(route, request.method)
+    check_path_params(request.match_info)
+    if route.name == "memory":
+        check_memory_query(request.query.getall("project_uuid", []))
+    check_credentials(request.headers)
     check_content_length(request.headers.get("Content-Length"))
+    return route
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The request body, refused with 413 past 64 KiB even when it arrives chunked (a
+    Content-Length over the limit is refused by `_checked`)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(16 * 1024):
@@ -344,16 +307,6 @@ async def _read_body(request: web.Request) -> bytes:
             raise too_large(MAX_REQUEST_BODY_BYTES)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-@dataclass(frozen=True)
-class _Relay:
-    """What one relay needs besides the answer: the URL it went to, headers to add, and
-    where to copy the answer (for the cache and the shield)."""
-
-    url: URL
-    extra: Mapping[str, str]
-    capture: Capture | None
 
 
 def _name(route: Route | None) -> str:

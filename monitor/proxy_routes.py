@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 UNMATCHED = "unmatched"  # the `endpoint` label of a local 404 under /api/
 CLIENT_CLOSED = 499  # nginx's code for "the client went away before an answer was sent"
@@ -21,27 +22,24 @@ class Route:
     method: str
     path: str
 
-    @property
+    # Cached: read on every proxied request, and a route never changes.
+    @cached_property
     def has_org(self) -> bool:
         return "{org_uuid}" in self.path
 
-    @property
+    @cached_property
     def is_oauth(self) -> bool:
         """Forwarded to `[proxy] oauth_base_url` (Claude Code's own endpoints)."""
         return self.path.startswith(OAUTH + "/")
 
-    @property
+    @cached_property
     def reads_usage(self) -> bool:
         """A usage read: cached and shielded when those are on."""
         return self.name in USAGE_ROUTES
 
     def upstream_path(self, params: Mapping[str, str]) -> str:
         """The path with its (already validated) parameters filled in."""
-        path = self.path
-        for key in ("org_uuid", "project_id"):
-            if "{" + key + "}" in path:
-                path = path.replace("{" + key + "}", params[key])
-        return path
+        return self.path.format_map(params)
 
 
 ROUTES: tuple[Route, ...] = (

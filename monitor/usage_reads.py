@@ -51,6 +51,12 @@ class UsageReads:
         self._clock = clock
         self.cache = cache
 
+    @property
+    def active(self) -> bool:
+        """Whether the cache or the shield is on: if neither is, a usage read is forwarded
+        like any other request, and need not come through here."""
+        return self.cache.enabled or self._shield.enabled
+
     async def serve(
         self, route: Route, request: web.Request, outcome: Outcome, fetch: Fetch
     ) -> web.StreamResponse:

@@ -77,3 +77,15 @@ async def test_a_capacity_below_one_still_lets_one_in() -> None:
     limiter = Limiter(lambda: 0)
     await asyncio.wait_for(limiter.acquire(), 1)
     assert limiter.capacity == 1
+
+
+async def test_try_acquire_takes_a_free_slot_and_never_jumps_the_queue() -> None:
+    limiter = Limiter(lambda: 1)
+    assert limiter.try_acquire()
+    assert not limiter.try_acquire()  # full
+    waiter = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    limiter.release()  # the slot goes to the waiter, not to the next try
+    assert not limiter.try_acquire()
+    await waiter
+    assert limiter.in_flight == 1

@@ -45,3 +45,33 @@ def test_text_lines_fold_a_traceback_into_one_line() -> None:
     assert "\n" not in line
     assert "ERROR   monitor.test: failed once" in line
     assert " | ValueError: boom" in line
+
+
+def plain_record(
+    message: str = "polled %s", args: tuple[object, ...] = ("acme",)
+) -> logging.LogRecord:
+    return logging.getLogger("monitor.test").makeRecord(
+        "monitor.test", logging.INFO, __file__, 1, message, args, None
+    )
+
+
+def test_text_lines_are_what_the_format_string_gives() -> None:
+    """TextFormatter builds the usual line directly; it must be what logging's own
+    formatter makes of the same format string, to the millisecond."""
+    reference = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    formatter = TextFormatter()
+    for record in (plain_record(), plain_record("two\nlines %d", (2,))):
+        expected = reference.format(record).replace("\n", " | ")
+        assert formatter.format(record) == expected
+    # Records in the same second share the date and time; each keeps its milliseconds.
+    first, second = plain_record(), plain_record()
+    second.created, second.msecs = int(first.created) + 0.25, 250.0
+    assert formatter.format(second) == reference.format(second)
+    assert formatter.formatTime(first, "%H") == reference.formatTime(first, "%H")
+
+
+def test_json_time_is_the_record_time_in_utc() -> None:
+    record = plain_record()
+    record.created, record.msecs = 1_800_000_000.042, 42.0
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["time"] == "2027-01-15T08:00:00.042Z"
