@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from monitor import __version__
+from monitor import __version__, event_loop
 from monitor.app import Reloads, create_app, wire
 from monitor.arguments import build_parser
 from monitor.config import ConfigError, apply_overrides, config_path, load_config
@@ -39,8 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "healthcheck":
             return healthcheck(args)
         if args.command == "demo":
-            return asyncio.run(run_demo(args))
-        return asyncio.run(run_daemon(args))
+            return event_loop.run(run_demo(args), "auto")
+        warnings: list[str] = []
+        config = listen_overrides(read_config(args, warnings), args)
+        return event_loop.run(run_daemon(args, config, warnings), config.server.event_loop)
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_CONFIG
@@ -91,9 +93,7 @@ async def poll_every_org_once(config: Config) -> list[OrgState]:
     return list(parts.store)
 
 
-async def run_daemon(args: argparse.Namespace) -> int:
-    warnings: list[str] = []
-    config = listen_overrides(read_config(args, warnings), args)
+async def run_daemon(args: argparse.Namespace, config: Config, warnings: list[str]) -> int:
     for warning in warnings:
         log.warning("%s", warning)
     app = create_app(config)
@@ -103,12 +103,13 @@ async def run_daemon(args: argparse.Namespace) -> int:
     def started(urls: dict[str, str]) -> None:
         base = urls["monitor"]
         log.info(
-            "monitor %s listening on %s (metrics %s/metrics, proxy %s/api/...), %d org(s)",
+            "monitor %s listening on %s (metrics %s/metrics, proxy %s/api/...), %d org(s), %s",
             __version__,
             base,
             base,
             base,
             len(config.orgs),
+            event_loop.loop_name(server.event_loop),
         )
 
     def load() -> Config:

@@ -18,6 +18,7 @@ RESTART_ONLY: tuple[str, ...] = (
     "server.host",
     "server.port",
     "server.shutdown_grace_seconds",
+    "server.event_loop",
     "upstream.max_connections",
 )
 

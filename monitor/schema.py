@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from monitor.credential_schema import CredentialFields, validation_context, validation_warnings
+from monitor.event_loop import EventLoop, uvloop_installed
 from monitor.sharding import parse_shard
 
 DEFAULT_USAGE_PATH = "/api/organizations/{org_uuid}/usage"
@@ -63,6 +64,17 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=4000, ge=1, le=65535)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
+    # "auto": uvloop when it is installed (`pip install 'monitor[uvloop]'`), else asyncio.
+    event_loop: EventLoop = "auto"
+
+    @field_validator("event_loop")
+    @classmethod
+    def _installed(cls, value: EventLoop) -> EventLoop:
+        if value == "uvloop" and not uvloop_installed():
+            raise ValueError(
+                "uvloop is not installed: pip install 'monitor[uvloop]', or choose \"auto\""
+            )
+        return value
 
 
 class UpstreamConfig(_Section):

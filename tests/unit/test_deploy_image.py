@@ -131,6 +131,8 @@ def test_the_lock_pins_every_dependency_and_the_build_backend_with_hashes() -> N
     project = pyproject()
     wanted = [Requirement(r) for r in project["project"]["dependencies"]]
     wanted += [Requirement(r) for r in project["build-system"]["requires"]]
+    for extra in ("otlp", "uvloop"):  # what the image runs with
+        wanted += [Requirement(r) for r in project["project"]["optional-dependencies"][extra]]
     entries = lock_entries()
     for requirement in wanted:
         name = str(canonicalize_name(requirement.name))
