@@ -29,7 +29,8 @@ class Limiter:
 
     def try_acquire(self) -> bool:
         """Take a slot if one is free and nobody waits for one; never waits."""
-        self.wake()
+        if self._waiters:
+            self.wake()
         if not self._waiters and self._in_flight < self.capacity:
             self._in_flight += 1
             return True

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Literal, TextIO
+from typing import Literal, TextIO, cast
 
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -63,28 +65,46 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
         if datefmt is not None:
             return super().formatTime(record, datefmt)
+        return self._time(record.created, record.msecs)
+
+    def _time(self, created: float, msecs: float) -> str:
         # logging's own default: local time, then `,` and the milliseconds.
-        return f"{self._seconds(record.created)},{int(record.msecs):03d}"
+        return f"{self._seconds(created)},{int(msecs):03d}"
 
     def format(self, record: logging.LogRecord) -> str:
         if record.exc_info or record.exc_text or record.stack_info:
             # Keep one line per event even when a traceback is attached (logging puts it
             # on lines of its own, after the message).
             return super().format(record).replace("\n", " | ")
-        # The same line as the format string above, built directly: the access log
-        # formats one per request.
         record.message = record.getMessage()
-        record.asctime = self.formatTime(record)
-        line = f"{record.asctime} {record.levelname:<7} {record.name}: {record.message}"
+        record.asctime = self._time(record.created, record.msecs)
+        return self._line(record.asctime, record.levelname, record.name, record.message)
+
+    def line(self, created: float, levelname: str, name: str, message: str) -> str:
+        """The line `format` makes of a record with these fields and no traceback."""
+        msecs = int((created - int(created)) * 1000)  # as logging works it out
+        line = f"{self._seconds(created)},{msecs:03d} {levelname:<7} {name}: {message}"
+        return line.replace("\n", " | ") if "\n" in line else line
+
+    @staticmethod
+    def _line(asctime: str, levelname: str, name: str, message: str) -> str:
+        # The format string above, built directly: the access log makes one per request.
+        line = f"{asctime} {levelname:<7} {name}: {message}"
         return line.replace("\n", " | ") if "\n" in line else line
 
 
 class StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever `sys.stderr` is when a record comes, not the one at start-up, so
-    a redirected or captured stderr never leaves the handler writing to a closed file."""
+    a redirected or captured stderr never leaves the handler writing to a closed file.
+
+    Lines given to `write_line` on the event loop (the access log, one per request) are
+    written together once the loop has run what was ready: one write for every request
+    answered in that turn, not one each. Any other line writes them first, so lines
+    keep their order; `flush` (logging calls it at exit) writes what is left."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
+        self._pending: list[str] = []
 
     @property
     def stream(self) -> TextIO:
@@ -95,16 +115,85 @@ class StderrHandler(logging.StreamHandler[TextIO]):
         pass
 
     def emit(self, record: logging.LogRecord) -> None:
-        # StreamHandler's, without its separate flush when stderr flushes each line itself.
         try:
-            stream = sys.stderr
-            stream.write(self.format(record) + self.terminator)
-            if not getattr(stream, "line_buffering", False):
-                stream.flush()
+            self._write(self._take_pending() + self.format(record) + self.terminator)
         except RecursionError:
             raise
         except Exception:  # noqa: BLE001 (logging's rule: a failed write never raises)
             self.handleError(record)
+
+    def write_line(self, created: float, levelname: str, name: str, message: str) -> bool:
+        """Queue the line `emit` would write for a record with these fields, without the
+        record; False when there is no event loop to write it (then log it the usual
+        way)."""
+        formatter = self.formatter
+        assert isinstance(formatter, TextFormatter)  # as `plain_text_handler` checked
+        line = formatter.line(created, levelname, name, message) + self.terminator
+        with self._locked():
+            if not self._pending:
+                try:
+                    asyncio.get_running_loop().call_soon(self._write_pending)
+                except RuntimeError:
+                    return False
+            self._pending.append(line)
+        return True
+
+    def flush(self) -> None:
+        self._write_pending()
+        super().flush()
+
+    def _write_pending(self) -> None:
+        with self._locked():
+            text = self._take_pending()
+            if text:
+                try:
+                    self._write(text)
+                except Exception:  # noqa: BLE001 (logging's rule, as in `emit`)
+                    self.handleError(logging.makeLogRecord({"msg": text.rstrip()}))
+
+    def _take_pending(self) -> str:
+        if not self._pending:
+            return ""
+        text = "".join(self._pending)
+        self._pending.clear()
+        return text
+
+    def _write(self, text: str) -> None:
+        stream = sys.stderr
+        stream.write(text)
+        if not getattr(stream, "line_buffering", False):  # else the write flushed it
+            stream.flush()
+
+    def _locked(self) -> contextlib.AbstractContextManager[object]:
+        return self.lock if self.lock is not None else contextlib.nullcontext()
+
+
+def plain_text_handler(logger: logging.Logger, level: int) -> StderrHandler | None:
+    """The one handler a `level` record of `logger` would reach, when that is monitor's
+    own text handler and nothing on the way filters, changes or copies the record (no
+    filter on `logger` or the handler, no other handler, no record factory of someone
+    else's): then `StderrHandler.write_line` writes exactly what logging would. None
+    otherwise (a test's capture handler, JSON lines, a filter), and logging does it."""
+    if logger.filters or logger.disabled or logging.getLogRecordFactory() is not logging.LogRecord:
+        return None
+    found: StderrHandler | None = None
+    node: logging.Logger | None = logger
+    while node is not None:
+        for handler in node.handlers:
+            if found is not None or not _plain(handler, level):
+                return None
+            found = cast(StderrHandler, handler)
+        node = node.parent if node.propagate else None
+    return found
+
+
+def _plain(handler: logging.Handler, level: int) -> bool:
+    return (
+        type(handler) is StderrHandler
+        and type(handler.formatter) is TextFormatter
+        and not handler.filters
+        and level >= handler.level
+    )
 
 
 class MalformedRequests(logging.Filter):

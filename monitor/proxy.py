@@ -18,6 +18,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -52,7 +53,7 @@ from monitor.proxy_rules import (
     response_headers,
     upstream_url,
 )
-from monitor.relay import relay_answer
+from monitor.relay import Copy, relay_answer
 from monitor.schema import Config, proxy_connection_share
 from monitor.shield import RateLimitShield
 from monitor.state import UsageStore
@@ -92,11 +93,23 @@ class Proxy:
         # Back-pressure: the upstream connections the proxy may hold at once, its share of
         # the pool it shares with the poller (see `proxy_connection_share`).
         self._slots = Limiter(self._capacity)
-        self._org_urls: tuple[Config | None, dict[str, str]] = (None, {})
+        self._settings: _Settings | None = None
+
+    def _current(self) -> _Settings:
+        """What every request reads of the config, worked out again only after a reload."""
+        config = self._config.current
+        settings = self._settings
+        if settings is None or settings.config is not config:
+            settings = self._settings = _Settings(
+                config,
+                self._reads.active,
+                {str(org.uuid): org.base_url for org in config.orgs if org.base_url},
+                proxy_connection_share(config.upstream.max_connections, config.poll.concurrency),
+            )
+        return settings
 
     def _capacity(self) -> int:
-        config = self._config.current
-        return proxy_connection_share(config.upstream.max_connections, config.poll.concurrency)
+        return self._current().capacity
 
     def add_routes(self, app: web.Application) -> None:
         """Serve every route on `app`, plus the local 404 for anything else under /api/.
@@ -126,15 +139,18 @@ class Proxy:
             body = await _read_body(request) if request.body_exists else b""
             if checked.name == "web_fetch":
                 check_web_fetch_body(body)
-            if checked.reads_usage and self._reads.active:
+            settings = self._current()
+            if checked.reads_usage and settings.usage_reads:
 
                 async def fetch(
                     extra: Mapping[str, str], capture: Capture | None
                 ) -> web.StreamResponse:
-                    return await self._forward(checked, request, body, outcome, extra, capture)
+                    return await self._forward(
+                        checked, request, body, outcome, settings, extra, capture
+                    )
 
                 return await self._reads.serve(checked, request, outcome, fetch)
-            return await self._forward(checked, request, body, outcome)
+            return await self._forward(checked, request, body, outcome, settings)
         except ProxyError as error:
             outcome.code = error.status
             return error.response()
@@ -149,11 +165,11 @@ class Proxy:
                 _name(route), method_label(request.method), outcome.code, time.monotonic() - started
             )
 
-    def _base_url(self, route: Route, org_uuid: str | None) -> str:
+    def _base_url(self, route: Route, org_uuid: str | None, settings: _Settings) -> str:
         """The org's own base URL when it has one (configured or discovered), else the
         default upstream; `[proxy] oauth_base_url` for the OAuth routes. Never anything the
         caller chose."""
-        config = self._config.current
+        config = settings.config
         if route.is_oauth:
             return config.proxy.oauth_base_url
         if org_uuid is None:
@@ -161,14 +177,8 @@ class Proxy:
         state = self._store.get(org_uuid)
         if state is not None:  # polled here: its target already holds the right URL
             return state.target.base_url
-        # Configured but not polled by this replica (another shard): one dict lookup
-        # per request, the table rebuilt only when a reload brings a new config.
-        if self._org_urls[0] is not config:
-            self._org_urls = (
-                config,
-                {str(org.uuid): org.base_url for org in config.orgs if org.base_url},
-            )
-        return self._org_urls[1].get(org_uuid, config.upstream.base_url)
+        # Configured but not polled by this replica (another shard).
+        return settings.org_urls.get(org_uuid, config.upstream.base_url)
 
     async def _forward(
         self,
@@ -176,6 +186,7 @@ class Proxy:
         request: web.Request,
         body: bytes,
         outcome: Outcome,
+        settings: _Settings,
         extra: Mapping[str, str] | None = None,
         capture: Capture | None = None,
     ) -> web.StreamResponse:
@@ -183,7 +194,7 @@ class Proxy:
         # Checked against the UUID pattern already: lower case is its canonical form.
         org_uuid = params["org_uuid"].lower() if route.has_org else None
         url = upstream_url(
-            self._base_url(route, org_uuid),
+            self._base_url(route, org_uuid, settings),
             route.upstream_path(params),
             raw_query(request.raw_path),
         )
@@ -194,7 +205,8 @@ class Proxy:
             session = self._upstream.session
         except RuntimeError:
             raise proxy_unavailable() from None
-        await self._take_slot()
+        if not self._slots.try_acquire():  # the usual case: a slot is free, no timer
+            await self._wait_for_slot()
         try:
             async with session.request(
                 request.method,
@@ -213,7 +225,9 @@ class Proxy:
                     headers.update(extra)
                 refreshed = self._refreshed_by(route, request, answer, org_uuid, url)
                 tee = UsageTee() if refreshed else None
-                copies = [c for c in (capture, tee) if c is not None]
+                copies: tuple[Copy, ...] = ()
+                if capture is not None or tee is not None:
+                    copies = tuple(c for c in (capture, tee) if c is not None)
                 response, whole = await relay_answer(
                     route.name, request, answer, headers, outcome, copies
                 )
@@ -223,7 +237,7 @@ class Proxy:
                     self._refresh(refreshed, tee, answer)
                 return response
         except (TimeoutError, aiohttp.ClientError) as exc:
-            seconds = self._config.current.upstream.timeout_seconds
+            seconds = settings.config.upstream.timeout_seconds
             error = upstream_failure(exc, url, seconds)
             if error is None:
                 raise
@@ -231,11 +245,9 @@ class Proxy:
         finally:
             self._slots.release()
 
-    async def _take_slot(self) -> None:
+    async def _wait_for_slot(self) -> None:
         """Wait at most `[upstream] pool_wait_seconds` for one of the proxy's upstream
         connections; past that the request is refused with 503 instead of queueing."""
-        if self._slots.try_acquire():  # the usual case: no timer to set up
-            return
         wait = self._config.current.upstream.pool_wait_seconds
         try:
             async with asyncio.timeout(wait):
@@ -307,6 +319,16 @@ async def _read_body(request: web.Request) -> bytes:
             raise too_large(MAX_REQUEST_BODY_BYTES)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    config: Config
+    usage_reads: bool  # the usage cache or the shield is on
+    # The base URL of each configured org that has its own, for the orgs another replica
+    # polls (those polled here have it in their target).
+    org_urls: Mapping[str, str]
+    capacity: int  # the proxy's share of the upstream connections
 
 
 def _name(route: Route | None) -> str:

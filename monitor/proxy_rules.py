@@ -257,13 +257,13 @@ _REQUEST_DROPPED = HOP_BY_HOP | REQUEST_ONLY_DROPPED
 
 def _dropped(headers: MultiMapping[str], always: frozenset[str]) -> frozenset[str]:
     """`always`, plus the header names a `Connection` header lists (hop-by-hop too)."""
-    if "Connection" not in headers:  # the usual case: nothing to parse
+    values = headers.getall("Connection", ())
+    if not values:  # the usual request: nothing to parse
         return always
+    if len(values) == 1 and values[0].lower() == "keep-alive":  # the usual answer
+        return always  # `keep-alive` is hop-by-hop already
     return always | {
-        token.strip().lower()
-        for value in headers.getall("Connection", [])
-        for token in value.split(",")
-        if token.strip()
+        token.strip().lower() for value in values for token in value.split(",") if token.strip()
     }
 
 
@@ -274,8 +274,9 @@ def _kept(headers: MultiMapping[str], dropped: frozenset[str]) -> CIMultiDict[st
     for name in dropped:
         if name in kept:
             del kept[name]
-    for name in [name for name in kept if name[:6].lower() == "proxy-"]:
-        kept.popall(name, None)
+    if "\nproxy-" in "\n" + "\n".join(kept.keys()).lower():  # rare: look closer
+        for name in [name for name in kept if name[:6].lower() == "proxy-"]:
+            kept.popall(name, None)
     return kept
 
 
