@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from bench.loops import UVLOOP_MISSING
-from bench.targets import evaluate_targets
+from bench.targets import evaluate_targets, targets
+from tests.support.paths import ROOT
 
 NAMES = (
     "proxy req/s at 32 conns, x the floor's",
@@ -114,3 +115,11 @@ def test_a_run_without_nginx_marks_the_proxy_targets_not_comparable() -> None:
     targets = by_name(s)
     assert targets[NAMES[0]]["note"] == "nginx not installed: not comparable"
     assert "note" not in targets[NAMES[5]]
+
+
+def test_the_docs_list_every_target_with_its_limit() -> None:
+    page = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    section = page.split("\n## Targets\n", 1)[1].split("\n## ", 1)[0]
+    for target in targets((1, 32)):
+        bound = ("≤ " if target.at_most else "≥ ") + f"{target.limit:g} {target.unit}"
+        assert f"| {target.name} | {bound} |" in section, target.name
