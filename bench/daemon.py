@@ -2,7 +2,8 @@
 
 The config is generated: N orgs, each with its own token in its own environment variable
 (orgs sharing a credential are polled one at a time by design, so sharing would measure
-that lock, not the poller).
+that lock, not the poller). The log level is monitor's default (INFO: the access log on,
+written to the process's log file) unless a spec says otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class DaemonSpec:
     upstream_url: str
     concurrency: int = 100
     interval_seconds: float = 300.0
+    # `[server] event_loop`; None leaves the key out (monitor's default).
+    event_loop: str | None = None
+    log_level: str | None = None  # None: monitor's default
 
 
 def write_config(spec: DaemonSpec, port: int, path: Path) -> dict[str, str]:
@@ -34,10 +38,13 @@ def write_config(spec: DaemonSpec, port: int, path: Path) -> dict[str, str]:
         f'host = "{HOST}"',
         f"port = {port}",
         "shutdown_grace_seconds = 1",
+        *([f'event_loop = "{spec.event_loop}"'] if spec.event_loop else []),
         "",
         "[upstream]",
         f'base_url = "{spec.upstream_url}"',
         "timeout_seconds = 15",
+        # Twice the poll concurrency, as monitor advises (else polls may take the proxy's share).
+        f"max_connections = {max(100, 2 * spec.concurrency)}",
         "",
         "[poll]",
         f"interval_seconds = {spec.interval_seconds}",
@@ -47,7 +54,7 @@ def write_config(spec: DaemonSpec, port: int, path: Path) -> dict[str, str]:
     ]
     env: dict[str, str] = {}
     for index in range(spec.orgs):
-        variable = f"BENCH_TOKEN_{index:06d}"
+        variable = f"B{index:06d}"  # short, as the token (see `poll_token`)
         env[variable] = poll_token(index)
         lines += [
             "[[orgs]]",
@@ -77,7 +84,9 @@ def start_daemon(procs: Processes, spec: DaemonSpec, workdir: Path, name: str) -
     env = {key: value for key, value in os.environ.items() if not key.startswith("MONITOR_")}
     env.update(tokens)
     argv = [sys.executable, "-m", "monitor", "run", "--config", str(config)]
-    process = procs.start(name, [*argv, "--log-level", "WARNING"], env)
+    if spec.log_level is not None:
+        argv += ["--log-level", spec.log_level]
+    process = procs.start(name, argv, env)
     return Daemon(process, f"http://{HOST}:{port}")
 
 

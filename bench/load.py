@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import aiohttp
 
-AUTH_HEADER = "Authorization: Bearer x"
+# Every target gets the same header (the floor and monitor forward it upstream).
+AUTH_VALUE = "Bearer x"
+AUTH_HEADER = f"Authorization: {AUTH_VALUE}"
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -99,7 +101,7 @@ async def run_aiohttp(url: str, connections: int, seconds: float) -> LoadResult:
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
-    headers = {"Authorization": "Bearer x"}
+    headers = {"Authorization": AUTH_VALUE}
     timeout = aiohttp.ClientTimeout(total=10)
 
     async def worker(session: aiohttp.ClientSession) -> None:

@@ -1,14 +1,17 @@
-"""The benchmark's entry point: `python -m bench [--quick] [--tiny] [--out FILE]`.
+"""The benchmark's entry point: `python -m bench [--quick | --tiny] [--out FILE]
+[--markdown PAGE [--note TEXT]] [--no-wrk] [--no-nginx]`.
 
-Starts every process it needs on 127.0.0.1 (a fast upstream, monitor daemons, nginx),
-runs the five scenarios with bounded sizes and durations, stops everything, writes a JSON
-result file and prints a Markdown table. See docs/benchmarks.md.
+Starts every process it needs on 127.0.0.1 (a static nginx upstream and the references in
+front of it, monitor daemons, a Python upstream for the polls), runs the scenarios with
+bounded sizes and durations, stops everything, writes a JSON result file and prints it as
+Markdown, the targets last. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import os
 import platform
@@ -20,20 +23,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import monitor
+from bench.growth import growth
 from bench.load import wrk_path
+from bench.loops import current_plan, uvloop_version
 from bench.nginx import nginx_path
+from bench.orgs import org_scenarios
 from bench.procs import Processes
-from bench.report import evaluate_targets, markdown
-from bench.scenarios import (
-    org_scenarios,
-    proxy_scenario,
-    small_memory,
-    start_upstream,
-)
+from bench.proxy import proxy_scenario
+from bench.report import markdown, replace_section
 from bench.sizes import FULL, QUICK, TINY, Sizes
+from bench.targets import evaluate_targets
+from bench.upstream import start_upstream
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "latest.json"
-SCENARIOS = ("proxy", "isolation", "poll_scaling", "scrape_cost", "memory")
+SCENARIOS = ("proxy", "isolation", "poll_scaling", "scrape_cost", "memory", "growth")
 
 
 def machine() -> dict[str, Any]:
@@ -52,6 +56,9 @@ def machine() -> dict[str, Any]:
         "memory_gb": round(mem_kb / 1024 / 1024, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "aiohttp": importlib.metadata.version("aiohttp"),
+        "monitor": monitor.__version__,
+        "uvloop": uvloop_version(),
         "nginx": _version([nginx_path() or "nginx", "-v"]),
         "wrk": _version([wrk_path() or "wrk", "-v"]),
     }
@@ -64,45 +71,67 @@ def _version(argv: list[str]) -> str | None:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
     except OSError:
         return None
-    text = (done.stdout + done.stderr).strip().splitlines()
-    return text[0] if text else None
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    if not lines:
+        return None
+    # nginx prints "nginx version: nginx/X", wrk its version then a copyright notice.
+    return lines[0].removeprefix("nginx version: ").split(" Copyright")[0].strip()
 
 
-async def run(sizes: Sizes, use_wrk: bool, workdir: Path) -> dict[str, Any]:
+async def run(sizes: Sizes, workdir: Path, *, use_wrk: bool, use_nginx: bool) -> dict[str, Any]:
+    nginx = nginx_path() if use_nginx else None
     with Processes(workdir) as procs:
-        fast = await start_upstream(procs, "upstream-fast")
-        proxy = await proxy_scenario(procs, sizes, workdir, fast, use_wrk)
-        small = await small_memory(procs, sizes, workdir, fast)
-        slow = await start_upstream(procs, "upstream-delayed", delay=sizes.poll_latency)
-        polls, scrapes, memory, isolation = await org_scenarios(
-            procs, sizes, workdir, slow, use_wrk
+        proxy = await proxy_scenario(
+            procs, sizes, workdir, nginx=nginx, use_wrk=use_wrk, plan=current_plan()
         )
-    memory["rows"].insert(0, small)
-    return {
-        "proxy": proxy,
-        "isolation": isolation,
-        "poll_scaling": polls,
-        "scrape_cost": scrapes,
-        "memory": memory,
-    }
+        procs.stop_all()  # the proxy targets would only take memory from what follows
+        delayed = await start_upstream(procs, "upstream-delayed", delay=sizes.poll_latency)
+        orgs = await org_scenarios(procs, sizes, workdir, delayed, use_wrk)
+    scenarios = {"proxy": proxy, **orgs}
+    scenarios["growth"] = growth(scenarios)
+    return scenarios
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short runs (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="one repetition, up to 10k orgs")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes, for the test suite")
     parser.add_argument("--no-wrk", action="store_true", help="use the aiohttp load generator")
+    parser.add_argument(
+        "--no-nginx", action="store_true", help="as without nginx: the Python upstream"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file")
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="PAGE",
+        help="also write the tables into PAGE, between its bench:begin/end markers",
+    )
+    parser.add_argument("--note", help="a line printed above the tables (e.g. the conditions)")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULT",
+        help="run nothing: print (and --markdown) a saved JSON result",
+    )
     args = parser.parse_args(argv)
     sizes = TINY if args.tiny else QUICK if args.quick else FULL
+    if args.markdown is not None and not args.markdown.is_file():
+        parser.error(f"--markdown: {args.markdown} is not a file")
+    if args.render is not None:
+        saved: dict[str, Any] = json.loads(args.render.read_text(encoding="utf-8"))
+        publish(saved, args.note or saved.get("note"), args.markdown)
+        return 0
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
         workdir = Path(tmp)
         try:
-            scenarios = asyncio.run(run(sizes, not args.no_wrk, workdir))
+            scenarios = asyncio.run(
+                run(sizes, workdir, use_wrk=not args.no_wrk, use_nginx=not args.no_nginx)
+            )
         except (RuntimeError, TimeoutError, OSError) as exc:
             print(f"bench: failed: {exc}", file=sys.stderr)
-            for log in sorted(workdir.glob("*.log")):
+            for log in sorted(workdir.rglob("*.log")):
                 tail = log.read_text(errors="replace").splitlines()[-15:]
                 print(f"--- {log.name}\n" + "\n".join(tail), file=sys.stderr)
             return 1
@@ -111,11 +140,22 @@ def main(argv: list[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": round(time.time() - started, 1),
         "machine": machine(),
+        "note": args.note,
         "scenarios": scenarios,
     }
     result["targets"] = evaluate_targets(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(markdown(result))
-    print(f"\nresults: {args.out}")
+    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    publish(result, args.note, args.markdown)
+    print(f"results: {args.out}")
     return 0
+
+
+def publish(result: dict[str, Any], note: str | None, page_path: Path | None) -> None:
+    """Print the result as Markdown; with a page, also write it between its markers."""
+    text = markdown(result, note)
+    print(text)
+    if page_path is not None:
+        page = page_path.read_text(encoding="utf-8")
+        page_path.write_text(replace_section(page, text, str(page_path)), encoding="utf-8")
+        print(f"tables written into {page_path}")

@@ -4,75 +4,77 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The org count the targets are set at.
+TARGET_ORGS = 10_000
+
 
 @dataclass(frozen=True)
 class Sizes:
     mode: str
+    # Each figure is the median of this many repetitions inside the run (the proxy
+    # scenario: rounds over every target, interleaved).
+    repeats: int
     proxy_seconds: float
-    proxy_connections: tuple[int, ...]
+    proxy_connections: tuple[int, int]  # (low, high): latency at low, throughput at high
+    proxy_warmup_seconds: float  # per target before the first round; 0: none
+    # The poll, scrape and memory scenarios run at each of these (one daemon per count
+    # and repetition).
+    org_counts: tuple[int, ...]
+    cached_scrapes: int  # scrapes after the first render; their median is "cached"
     isolation_orgs: int
     isolation_seconds: float
     isolation_connections: int
-    scrape_orgs: tuple[int, ...]
-    scrape_repeats: int
-    poll_orgs: tuple[int, ...]
     poll_latency: float
     poll_concurrency: int
-    memory_orgs: tuple[int, int]
-    # Wall-clock bound for one daemon to poll every org once.
+    # Wall-clock bound for one daemon to poll every org once, on top of 3x the ideal.
     poll_timeout: float
-
-    def daemon_sizes(self) -> list[int]:
-        """Every org count a daemon is started with after the proxy scenario."""
-        sizes = {*self.scrape_orgs, *self.poll_orgs, self.memory_orgs[1], self.isolation_orgs}
-        return sorted(sizes)
 
 
 FULL = Sizes(
     mode="full",
+    repeats=3,
     proxy_seconds=5,
     proxy_connections=(1, 32),
-    isolation_orgs=10_000,
-    isolation_seconds=10,
+    proxy_warmup_seconds=1,
+    org_counts=(100, 1_000, 10_000, 30_000),
+    cached_scrapes=5,
+    isolation_orgs=TARGET_ORGS,
+    isolation_seconds=8,
     isolation_connections=8,
-    scrape_orgs=(100, 1_000, 10_000),
-    scrape_repeats=5,
-    poll_orgs=(1_000, 10_000),
     poll_latency=0.05,
     poll_concurrency=100,
-    memory_orgs=(10, 10_000),
     poll_timeout=120,
 )
 
 QUICK = Sizes(
     mode="quick",
-    proxy_seconds=2,
+    repeats=1,
+    proxy_seconds=3,
     proxy_connections=(1, 32),
-    isolation_orgs=10_000,
+    proxy_warmup_seconds=0,
+    org_counts=(100, 1_000, 10_000),
+    cached_scrapes=3,
+    isolation_orgs=TARGET_ORGS,
     isolation_seconds=3,
     isolation_connections=8,
-    scrape_orgs=(100, 1_000, 10_000),
-    scrape_repeats=2,
-    poll_orgs=(1_000, 10_000),
     poll_latency=0.05,
     poll_concurrency=100,
-    memory_orgs=(10, 10_000),
-    poll_timeout=40,
+    poll_timeout=60,
 )
 
 # For the test suite: the same code paths, a few seconds in all.
 TINY = Sizes(
     mode="tiny",
+    repeats=1,
     proxy_seconds=1,
     proxy_connections=(1, 4),
+    proxy_warmup_seconds=0,
+    org_counts=(5, 20),
+    cached_scrapes=2,
     isolation_orgs=20,
     isolation_seconds=1,
     isolation_connections=2,
-    scrape_orgs=(5, 20),
-    scrape_repeats=1,
-    poll_orgs=(20,),
     poll_latency=0.05,
     poll_concurrency=10,
-    memory_orgs=(5, 20),
     poll_timeout=30,
 )

@@ -1,6 +1,9 @@
-"""The upstream the benchmark points monitor (and nginx) at, in its own process.
+"""The Python upstream the poll scenarios point monitor at, in its own process.
 
 `python -m bench.upstream --port P [--delay S] [--simulator --orgs N]`
+
+(The proxy scenarios use a static nginx instead, `bench/nginx.py`, answering the same
+payload bytes with the same Content-Type; this app is their fallback without nginx.)
 
 - fast (default): a minimal aiohttp app answering every GET/POST with one fixed usage
   payload (rendered once by the simulator, seed shape). Requests whose bearer token starts
@@ -20,15 +23,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from bench.procs import HOST, cpu_seconds
+from bench.procs import HOST, Processes, cpu_seconds, free_port, wait_http
 
 POLL_TOKEN_PREFIX = "poll-"  # noqa: S105 (a prefix, not a secret)
+PAYLOAD_CONTENT_TYPE = "application/json"  # the static nginx upstream sends the same
 STATS_PATH = "/_bench/stats"
 RESET_PATH = "/_bench/reset"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -40,7 +45,9 @@ def org_uuid(index: int) -> str:
 
 
 def poll_token(index: int) -> str:
-    return f"{POLL_TOKEN_PREFIX}{index:06d}-benchmark-token"
+    # Short: at 30,000 orgs every token is in the daemon's environment, and execve's
+    # limit on the environment is about 2 MB.
+    return f"{POLL_TOKEN_PREFIX}{index:06d}"
 
 
 def usage_payload() -> bytes:
@@ -144,7 +151,7 @@ def fast_app(delay: float) -> web.Application:
         if delay > 0 and _poll_org(request) is not None:
             await asyncio.sleep(delay)
         await request.read()
-        return web.Response(body=body, content_type="application/json")
+        return web.Response(body=body, content_type=PAYLOAD_CONTENT_TYPE)
 
     app = web.Application(middlewares=[counting])
     app.router.add_route("*", "/api/organizations/{org_uuid}/usage", answer)
@@ -173,6 +180,22 @@ def build(args: argparse.Namespace) -> web.Application:
     app.router.add_get(STATS_PATH, stats_handler)
     app.router.add_post(RESET_PATH, reset_handler)
     return app
+
+
+@dataclass
+class Upstream:
+    url: str
+    port: int
+
+
+async def start_upstream(procs: Processes, name: str, *, delay: float = 0.0) -> Upstream:
+    """`python -m bench.upstream` (the fast app) as a child of `procs`, once it answers."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.upstream", "--port", str(port), "--delay", str(delay)]
+    child = procs.start(name, argv)
+    url = f"http://{HOST}:{port}"
+    await wait_http(url + STATS_PATH, child, within=60)
+    return Upstream(url, port)
 
 
 def main() -> None:
