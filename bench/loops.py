@@ -3,20 +3,17 @@
 monitor picks its loop from `[server] event_loop` ("auto": uvloop when importable). The
 default rows pin it to asyncio when uvloop is importable, so that "default" means the same
 thing whether or not the extra is installed; the uvloop rows set it to "uvloop" and are
-compared with the floor on uvloop, like for like. A monitor without that setting (older
-than the uvloop extra) gets no key at all, and its uvloop rows say why they are skipped.
+compared with the floor on uvloop, like for like.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 from dataclasses import dataclass
 
-from monitor.schema import ServerConfig
+from monitor.event_loop import uvloop_installed
 
 UVLOOP_MISSING = "skipped: uvloop not installed (pip install -e '.[uvloop]')"
-NO_SETTING = "skipped: this monitor has no [server] event_loop setting"
 
 
 @dataclass(frozen=True)
@@ -29,16 +26,10 @@ class LoopPlan:
     monitor_uvloop_skip: str | None
 
 
-def plan_loops(uvloop_installed: bool, monitor_has_setting: bool) -> LoopPlan:
-    if not uvloop_installed:
+def plan_loops(installed: bool) -> LoopPlan:
+    if not installed:
         return LoopPlan(None, UVLOOP_MISSING, UVLOOP_MISSING)
-    if not monitor_has_setting:
-        return LoopPlan(None, None, NO_SETTING)
     return LoopPlan("asyncio", None, None)
-
-
-def uvloop_installed() -> bool:
-    return importlib.util.find_spec("uvloop") is not None
 
 
 def uvloop_version() -> str | None:
@@ -48,9 +39,5 @@ def uvloop_version() -> str | None:
         return None
 
 
-def monitor_has_event_loop_setting() -> bool:
-    return "event_loop" in ServerConfig.model_fields
-
-
 def current_plan() -> LoopPlan:
-    return plan_loops(uvloop_installed(), monitor_has_event_loop_setting())
+    return plan_loops(uvloop_installed())

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from bench.loops import UVLOOP_MISSING, uvloop_installed
+from bench.loops import UVLOOP_MISSING
 from bench.targets import LIMITS_FROM
+from monitor.event_loop import uvloop_installed
 from tests.support.paths import ROOT
 from tests.support.process import untraced_environ
 from tests.support.tools import require_tool

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bench.growth import growth
-from bench.loops import NO_SETTING, UVLOOP_MISSING, plan_loops
+from bench.loops import UVLOOP_MISSING, plan_loops
 from bench.ratios import proxy_ratios
 from bench.report import BEGIN, END, replace_section
 from bench.stats import least_squares, median_of_pairs, summarize
@@ -133,19 +133,14 @@ def test_growth_is_the_slope_per_thousand_orgs() -> None:
 
 
 def test_loop_plan() -> None:
-    # No uvloop: the default row writes no key (a monitor without the setting runs).
-    assert plan_loops(False, True) == plan_loops(False, False)
-    plan = plan_loops(False, True)
+    # No uvloop: the default row writes no key (monitor's "auto" is asyncio then).
+    plan = plan_loops(installed=False)
     assert plan.default_key is None
     assert plan.floor_uvloop_skip == plan.monitor_uvloop_skip == UVLOOP_MISSING
-    plan = plan_loops(True, True)
+    plan = plan_loops(installed=True)
     assert plan.default_key == "asyncio"
     assert plan.floor_uvloop_skip is None
     assert plan.monitor_uvloop_skip is None
-    plan = plan_loops(True, False)
-    assert plan.default_key is None
-    assert plan.floor_uvloop_skip is None
-    assert plan.monitor_uvloop_skip == NO_SETTING
 
 
 def test_replace_section_keeps_the_prose() -> None:
