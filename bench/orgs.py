@@ -10,7 +10,9 @@ delays monitor's polls by the injected latency and counts them):
    with no poll in between (their median is "cached"), uncompressed text; then as many as
    Prometheus asks for them (OpenMetrics, gzip), for the bytes on the wire;
 4. RSS after the scrapes;
-5. at `isolation_orgs` only: the proxy's latency with no scraping, then while `/metrics`
+5. the poll floor (bench/poll_floor.py): a bare aiohttp client fetching every org once
+   through the same upstream, its CPU measured the same way;
+6. at `isolation_orgs` only: the proxy's latency with no scraping, then while `/metrics`
    is scraped every second.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,7 @@ PROMETHEUS_HEADERS = {
 MB = 1024 * 1024
 POLL_KEYS = (
     *("start_to_first_poll_s", "cycle_s", "ideal_s", "ratio"),
-    *("polls", "cpu_s", "cpu_ms_per_poll"),
+    *("polls", "cpu_s", "cpu_ms_per_poll", "floor_cpu_ms_per_poll"),
 )
 SCRAPE_KEYS = (
     *("samples", "first_ms", "cached_ms", "text_bytes"),
@@ -127,7 +130,31 @@ async def _one_daemon(
         iso = await _isolation(daemon, sizes, use_wrk) if orgs == sizes.isolation_orgs else None
     finally:
         procs.stop(daemon.process)
+    run["floor_cpu_ms_per_poll"] = await _poll_floor(procs, sizes, upstream, orgs, name)
     return run, iso
+
+
+async def _poll_floor(
+    procs: Processes, sizes: Sizes, upstream: Upstream, orgs: int, name: str
+) -> float:
+    """CPU ms per poll of the bare aiohttp client, after the daemon stopped."""
+    argv = [sys.executable, "-m", "bench.poll_floor", "--upstream", upstream.url]
+    argv += ["--orgs", str(orgs), "--concurrency", str(sizes.poll_concurrency)]
+    child = procs.start(f"{name}-poll-floor", argv)
+    ideal = orgs * sizes.poll_latency / sizes.poll_concurrency
+    try:
+        deadline = time.monotonic() + sizes.poll_timeout + 3 * ideal
+        while child.poll() is None:  # it exits once every org answered
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the poll floor did not finish within {sizes.poll_timeout} s")
+            await asyncio.sleep(0.1)
+    finally:
+        procs.stop(child)
+    if child.returncode != 0:
+        raise RuntimeError(f"the poll floor exited with status {child.returncode}")
+    stats = await _upstream_stats(upstream)
+    cpu = (stats["cpu_done"] or 0.0) - (stats["cpu_first"] or 0.0)
+    return round(float(cpu) * 1000 / max(1, int(stats["polls"])), 4)
 
 
 def _poll_figures(stats: JSON, started: float, ideal: float) -> JSON:

@@ -10,6 +10,7 @@ refresh token: that would sign the owner's own Claude Code or desktop app out.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -53,7 +54,7 @@ class Credential:
             return {"Authorization": f"Bearer {value}"}
         return {"Cookie": f"sessionKey={value}"}
 
-    @property
+    @functools.cached_property  # asked twice per poll; a credential never changes
     def fingerprint(self) -> str:
         """A stable id of the secret, for grouping orgs that share one (never exported)."""
         digest = hashlib.sha256(self.secret.get_secret_value().encode()).hexdigest()

@@ -1,16 +1,20 @@
 """The usage families of `/metrics`, rendered by hand from the store.
 
 prometheus_client formats each sample in Python at scrape time (about 8 us a sample,
-seconds for 10,000 orgs). Here each org's lines are kept, rendered, until its state
-`version` moves, so a scrape mostly joins strings. The families are built from the
-snapshots (never `Gauge.set` on shared gauges), so an org or window that disappears
-disappears from `/metrics`, and a `null` upstream value is simply no sample.
+seconds for 10,000 orgs). Here the orgs are rendered in blocks of `BLOCK_ORGS`, each
+block kept as encoded text, one piece per family, until the state `version` of one of
+its orgs (or of its credential) moves: a scrape re-renders only the blocks that changed,
+and the body is the blocks' pieces in family order, never joined into one string. The
+families are built from the snapshots (never `Gauge.set` on shared gauges), so an org or
+window that disappears disappears from `/metrics`, and a `null` upstream value is simply
+no sample.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,7 +33,6 @@ from monitor.families import (
     NEXT_POLL,
     POLLS,
     RESETS_AT,
-    SNAPSHOT_FAMILIES,
     UP,
     USAGE_FAMILIES,
     UTILIZATION,
@@ -37,147 +40,124 @@ from monitor.families import (
     WINDOWS_DROPPED,
 )
 from monitor.state import OrgState, PollResult, UsageStore
+from monitor.trend import Trends
 from monitor.usage import UsageSnapshot
 
-# (window, length in seconds) of every window of a snapshot whose length is known.
-Lengths = tuple[tuple[str, float], ...]
+# Orgs per block: the unit a scrape re-renders, and the work between two yields to the
+# event loop (a few milliseconds), so a scrape of many orgs never holds up the proxy.
+BLOCK_ORGS = 100
+# Cached blocks checked between two yields when nothing has to be rendered.
+CHECKS_PER_YIELD = 20
 
-# Orgs rendered between two yields to the event loop, so a scrape of many orgs never
-# holds up the proxy for long.
-ORGS_PER_SLICE = 100
-JOIN_SLICE = 2000
+# The families an org has series in, in render order: all but the accounts' own.
+ORG_FAMILIES = USAGE_FAMILIES[: -len(ACCOUNT_FAMILIES)]
+# Where each family's lines go in a block's lists (the order of ORG_FAMILIES).
+(
+    _RATIO,
+    _RESETS,
+    _ENABLED,
+    _LIMIT,
+    _USED,
+    _DROPPED,
+    _LENGTH,
+    _UP,
+    _LAST_SUCCESS,
+    _DURATION,
+    _POLLS,
+    _NEXT_POLL,
+    _EXPIRES,
+    _RELOADS,
+) = range(len(ORG_FAMILIES))
+
+Lines = list[list[str]]
+
+# Every family's HELP and TYPE lines, encoded: text format (False), OpenMetrics (True).
+_HEADERS = {
+    om: tuple(family.header(om).encode() for family in USAGE_FAMILIES) for om in (False, True)
+}
+_POLL_SUFFIXES = tuple(f',result="{result.value}"}} ' for result in PollResult)
+_poll_counts = operator.itemgetter(*PollResult)
 
 
 def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    if "\\" in value or "\n" in value or '"' in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
 
 
-def _number(value: float) -> str:
-    # repr() round-trips; the store only holds finite numbers (the parser drops the rest).
-    return repr(float(value))
-
-
-@dataclass(frozen=True)
-class RenderedOrg:
-    """One org's lines, one string per family of `USAGE_FAMILIES` (empty where it has no
-    series), and the state `version` they were rendered from."""
-
-    name: str
-    uuid: str
-    labels: str
-    snapshot: UsageSnapshot | None
-    lengths: Lengths
-    version: tuple[int, int]  # the org state's and its credential's
-    lines: tuple[str, ...]
-
-
-_POLL_RESULT_SUFFIXES = tuple((result, f',result="{result.value}"}} ') for result in PollResult)
-
-
-def window_lengths(state: OrgState) -> Lengths:
-    """The known length of each window of the org's snapshot, in the snapshot's order."""
-    if state.snapshot is None:
-        return ()
-    found = ((w.name, state.trends.length(w.name)) for w in state.snapshot.windows)
-    return tuple((name, length) for name, length in found if length is not None)
-
-
-def _snapshot_lines(
-    labels: str, snapshot: UsageSnapshot | None, lengths: Lengths
-) -> tuple[str, ...]:
-    """The lines of the `SNAPSHOT_FAMILIES`."""
-    if snapshot is None:
-        return ("",) * len(SNAPSHOT_FAMILIES)
-    ratio, resets = [], []
+def _snapshot_lines(out: Lines, labels: str, snapshot: UsageSnapshot, trends: Trends) -> None:
+    """One org's lines of the `SNAPSHOT_FAMILIES`. Numbers are `repr(float(...))`, which
+    round-trips; the store only holds finite ones (the parser drops the rest)."""
+    ratio, resets, length = out[_RATIO], out[_RESETS], out[_LENGTH]
     for window in snapshot.windows:
         series = f'{{{labels},window="{_escape(window.name)}"}} '
         if window.utilization is not None:
-            ratio.append(f"{UTILIZATION.name}{series}{_number(window.utilization)}\n")
+            ratio.append(f"{UTILIZATION.name}{series}{float(window.utilization)!r}\n")
         if window.resets_at is not None:
-            resets.append(f"{RESETS_AT.name}{series}{_number(window.resets_at)}\n")
-    enabled = limit = used = ""
-    dropped = f"{WINDOWS_DROPPED.name}{{{labels}}} {len(snapshot.dropped)}\n"
+            resets.append(f"{RESETS_AT.name}{series}{float(window.resets_at)!r}\n")
+        seconds = trends.length(window.name)
+        if seconds is not None:
+            length.append(f"{WINDOW_LENGTH.name}{series}{float(seconds)!r}\n")
+    series = "{" + labels + "} "
     extra = snapshot.extra
     if extra is not None:
         if extra.is_enabled is not None:
-            enabled = f"{EXTRA_ENABLED.name}{{{labels}}} {'1.0' if extra.is_enabled else '0.0'}\n"
+            value = "1.0" if extra.is_enabled else "0.0"
+            out[_ENABLED].append(f"{EXTRA_ENABLED.name}{series}{value}\n")
         if extra.monthly_limit is not None:
-            limit = f"{EXTRA_LIMIT.name}{{{labels}}} {_number(extra.monthly_limit)}\n"
+            out[_LIMIT].append(f"{EXTRA_LIMIT.name}{series}{float(extra.monthly_limit)!r}\n")
         if extra.used_credits is not None:
-            used = f"{EXTRA_USED.name}{{{labels}}} {_number(extra.used_credits)}\n"
-    length = "".join(
-        f'{WINDOW_LENGTH.name}{{{labels},window="{_escape(name)}"}} {_number(seconds)}\n'
-        for name, seconds in lengths
-    )
-    return ("".join(ratio), "".join(resets), enabled, limit, used, dropped, length)
+            out[_USED].append(f"{EXTRA_USED.name}{series}{float(extra.used_credits)!r}\n")
+    out[_DROPPED].append(f"{WINDOWS_DROPPED.name}{series}{len(snapshot.dropped)}\n")
 
 
-def _health_lines(labels: str, state: OrgState) -> tuple[str, ...]:
-    """The lines of the `HEALTH_FAMILIES`."""
+def _health_lines(out: Lines, labels: str, state: OrgState) -> None:
+    """One org's lines of the `HEALTH_FAMILIES`."""
     series = "{" + labels + "} "
-    up = last_success = duration = next_poll = ""
     if state.last_result is not None:
-        up = f"{UP.name}{series}{'1.0' if state.up else '0.0'}\n"
+        value = "1.0" if state.last_result is PollResult.SUCCESS else "0.0"
+        out[_UP].append(f"{UP.name}{series}{value}\n")
     if state.last_success is not None:
-        last_success = f"{LAST_SUCCESS.name}{series}{_number(state.last_success)}\n"
+        out[_LAST_SUCCESS].append(f"{LAST_SUCCESS.name}{series}{float(state.last_success)!r}\n")
     if state.duration is not None:
-        duration = f"{DURATION.name}{series}{_number(state.duration)}\n"
-    prefix = f"{POLLS.name}{{{labels}"
-    polls = "".join(
-        f"{prefix}{suffix}{state.results[result]}\n" for result, suffix in _POLL_RESULT_SUFFIXES
-    )
+        out[_DURATION].append(f"{DURATION.name}{series}{float(state.duration)!r}\n")
+    prefix = POLLS.name + "{" + labels
+    polls = zip(_POLL_SUFFIXES, _poll_counts(state.results), strict=True)
+    out[_POLLS].extend([f"{prefix}{suffix}{count}\n" for suffix, count in polls])
     if state.next_poll is not None:
-        next_poll = f"{NEXT_POLL.name}{series}{_number(state.next_poll)}\n"
-    return (up, last_success, duration, polls, next_poll)
+        out[_NEXT_POLL].append(f"{NEXT_POLL.name}{series}{float(state.next_poll)!r}\n")
 
 
-def credential_lines(labels: str, credential: LiveCredential, *, reloads: bool) -> tuple[str, ...]:
+def _credential_lines(
+    expires: list[str], reloads: list[str], labels: str, credential: LiveCredential, *, owned: bool
+) -> None:
     """The lines of the `CREDENTIAL_FAMILIES`: its expiry where known, and its re-reads
-    (`reloads`: only where this series owns the credential, so none is counted twice)."""
-    series = "{" + labels + "} "
-    expires = ""
+    (only where this series `owned` the credential, so none is counted twice)."""
     if credential.expires_at is not None:
-        expires = f"{CREDENTIAL_EXPIRES.name}{series}{_number(credential.expires_at)}\n"
-    counts = ""
-    if reloads and credential.follows:
-        prefix = f"{CREDENTIAL_RELOADS.name}{{{labels}"
-        counts = "".join(
+        expires.append(f"{CREDENTIAL_EXPIRES.name}{{{labels}}} {float(credential.expires_at)!r}\n")
+    if owned and credential.follows:
+        prefix = CREDENTIAL_RELOADS.name + "{" + labels
+        reloads.extend(
             f'{prefix},result="{result}"}} {credential.reloads[result]}\n'
             for result in RELOAD_RESULTS
         )
-    return (expires, counts)
 
 
-def render_org_lines(state: OrgState, previous: RenderedOrg | None = None) -> RenderedOrg:
-    """Every usage-family line of one org. What `previous` rendered is reused where it
-    still holds: the labels while the name is the same, the payload's lines while the
-    snapshot and the windows' known lengths are equal (most polls change nothing
-    upstream)."""
-    target, snapshot = state.target, state.snapshot
-    lengths = window_lengths(state)
-    if previous is not None and (previous.name, previous.uuid) == (target.name, target.uuid):
-        labels = previous.labels
-        same_usage = (
-            previous.snapshot is snapshot or previous.snapshot == snapshot
-        ) and previous.lengths == lengths
-        payload = (
-            previous.lines[: len(SNAPSHOT_FAMILIES)]
-            if same_usage
-            else _snapshot_lines(labels, snapshot, lengths)
-        )
-    else:
+def render_block(states: Iterable[OrgState]) -> tuple[bytes, ...]:
+    """The lines of these orgs, one encoded piece per family of `ORG_FAMILIES` (empty
+    where none of them has a series), each org in the given order."""
+    out: Lines = [[] for _ in ORG_FAMILIES]
+    expires, reloads = out[_EXPIRES], out[_RELOADS]
+    for state in states:
+        target = state.target
         labels = f'org="{_escape(target.name)}",org_uuid="{_escape(target.uuid)}"'
-        payload = _snapshot_lines(labels, snapshot, lengths)
-    # A discovered org's credential is its account's: counted under `account`, not here.
-    owned = target.origin == "config"
-    lines = (
-        payload
-        + _health_lines(labels, state)
-        + credential_lines(labels, target.credential, reloads=owned)
-        + ("",) * len(ACCOUNT_FAMILIES)  # an org has no series of its own there
-    )
-    version = (state.version, target.credential.version)
-    return RenderedOrg(target.name, target.uuid, labels, snapshot, lengths, version, lines)
+        if state.snapshot is not None:
+            _snapshot_lines(out, labels, state.snapshot, state.trends)
+        _health_lines(out, labels, state)
+        # A discovered org's credential is its account's: counted under `account`, not here.
+        owned = target.origin == "config"
+        _credential_lines(expires, reloads, labels, target.credential, owned=owned)
+    return tuple("".join(lines).encode() for lines in out)
 
 
 class Account(Protocol):
@@ -188,14 +168,65 @@ class Account(Protocol):
     results: dict[PollResult, int]
 
 
-def account_lines(account: Account) -> tuple[str, ...]:
-    """The `account` series of the `CREDENTIAL_FAMILIES` and `ACCOUNT_FAMILIES`."""
-    labels = f'account="{_escape(account.label)}"'
-    prefix = f"{DISCOVERIES.name}{{{labels}"
-    discoveries = "".join(
-        f"{prefix}{suffix}{account.results[result]}\n" for result, suffix in _POLL_RESULT_SUFFIXES
-    )
-    return (*credential_lines(labels, account.credential, reloads=True), discoveries)
+def render_accounts(accounts: Iterable[Account]) -> tuple[bytes, ...]:
+    """The `account` series: one encoded piece per family of `CREDENTIAL_FAMILIES`, then
+    one for `DISCOVERIES`."""
+    expires: list[str] = []
+    reloads: list[str] = []
+    discoveries: list[str] = []
+    for account in accounts:
+        labels = f'account="{_escape(account.label)}"'
+        _credential_lines(expires, reloads, labels, account.credential, owned=True)
+        prefix = DISCOVERIES.name + "{" + labels
+        counts = _poll_counts(account.results)
+        discoveries.extend(
+            f"{prefix}{suffix}{count}\n"
+            for suffix, count in zip(_POLL_SUFFIXES, counts, strict=True)
+        )
+    return tuple("".join(lines).encode() for lines in (expires, reloads, discoveries))
+
+
+def _versions(states: Sequence[OrgState]) -> tuple[tuple[int, int], ...]:
+    """What a block's text was rendered from: each org's state version and its
+    credential's (a new target, or a new credential object, moves the state's)."""
+    return tuple([(state.version, state.target.credential.version) for state in states])
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """The text of up to `BLOCK_ORGS` consecutive orgs of the store."""
+
+    states: tuple[OrgState, ...]
+    versions: tuple[tuple[int, int], ...]
+    pieces: tuple[bytes, ...]  # one per family of ORG_FAMILIES
+
+    def holds(self, states: tuple[OrgState, ...], versions: tuple[tuple[int, int], ...]) -> bool:
+        """Whether this text is still that of these orgs (whose `_versions` are
+        `versions`): the same objects, in the same order, none changed since."""
+        return (
+            versions == self.versions
+            and len(states) == len(self.states)
+            and all(map(operator.is_, states, self.states))
+        )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The usage families at one moment: for each family, the blocks' pieces then the
+    accounts'. Two renders with the same `key` have the same text (a key moves whenever
+    a block is rendered again or the accounts' text changes)."""
+
+    key: int
+    families: tuple[tuple[bytes, ...], ...]  # one per family of USAGE_FAMILIES
+
+    def pieces(self, openmetrics: bool = False) -> list[bytes]:
+        """The text in order, each family after its HELP and TYPE lines (only counters'
+        headers differ between the formats; the caller ends OpenMetrics with `# EOF`)."""
+        out: list[bytes] = []
+        for header, pieces in zip(_HEADERS[openmetrics], self.families, strict=True):
+            out.append(header)
+            out.extend(piece for piece in pieces if piece)
+        return out
 
 
 class UsageExposition:
@@ -207,46 +238,55 @@ class UsageExposition:
     ) -> None:
         self._store = store
         self._accounts = accounts
-        self._cache: dict[str, RenderedOrg] = {}
+        self._blocks: list[Block] = []
+        self._account_pieces: tuple[bytes, ...] = ()
+        self._rendered = Rendered(0, ())
+        self._lock = asyncio.Lock()  # one render at a time: the others then reuse it
 
-    def _lines_of(self, state: OrgState) -> tuple[str, ...]:
-        rendered = self._cache.get(state.target.uuid)
-        version = (state.version, state.target.credential.version)
-        if rendered is None or rendered.version != version:
-            rendered = render_org_lines(state, rendered)
-            self._cache[state.target.uuid] = rendered
-        return rendered.lines
-
-    def _forget_removed(self, states: list[OrgState]) -> None:
-        if len(self._cache) > len(states):
-            present = {state.target.uuid for state in states}
-            for org_uuid in [u for u in self._cache if u not in present]:
-                del self._cache[org_uuid]
+    async def render(self) -> Rendered:
+        """The usage families now, re-rendering only the blocks whose orgs changed.
+        Yields to the event loop after each block it renders, and every
+        `CHECKS_PER_YIELD` blocks it only checks."""
+        async with self._lock:
+            changed = await self._update_blocks()
+            accounts = render_accounts(self._accounts())
+            if changed or accounts != self._account_pieces or not self._rendered.families:
+                self._account_pieces = accounts
+                self._rendered = Rendered(self._rendered.key + 1, self._families())
+            return self._rendered
 
     async def render_chunks(self, openmetrics: bool = False) -> list[bytes]:
-        """The exposition as encoded pieces, yielding to the event loop every
-        ORGS_PER_SLICE orgs while gathering and every JOIN_SLICE lines while joining: no
-        single step of a large scrape holds the loop for more than a few milliseconds.
-        The sample lines are the same in both formats; only counters' headers differ
-        (the caller ends an OpenMetrics exposition with `# EOF`)."""
+        """The exposition as encoded pieces, in order."""
+        return (await self.render()).pieces(openmetrics)
+
+    async def _update_blocks(self) -> bool:
+        """Bring every block up to date with the store; whether any text changed."""
         states = list(self._store)
-        parts: list[list[str]] = [[] for _ in USAGE_FAMILIES]
-        for index, state in enumerate(states, start=1):
-            for family_lines, text in zip(parts, self._lines_of(state), strict=True):
-                if text:
-                    family_lines.append(text)
-            if index % ORGS_PER_SLICE == 0:
-                await asyncio.sleep(0)
-        self._forget_removed(states)
-        first = len(USAGE_FAMILIES) - len(CREDENTIAL_FAMILIES) - len(ACCOUNT_FAMILIES)
-        for account in self._accounts():
-            for offset, text in enumerate(account_lines(account)):
-                if text:
-                    parts[first + offset].append(text)
-        chunks: list[bytes] = []
-        for family, family_lines in zip(USAGE_FAMILIES, parts, strict=True):
-            chunks.append(family.header(openmetrics).encode())
-            for start in range(0, len(family_lines), JOIN_SLICE):
-                chunks.append("".join(family_lines[start : start + JOIN_SLICE]).encode())
-                await asyncio.sleep(0)
-        return chunks
+        blocks: list[Block] = []
+        changed = False
+        for index, start in enumerate(range(0, len(states), BLOCK_ORGS)):
+            chunk = tuple(states[start : start + BLOCK_ORGS])
+            versions = _versions(chunk)
+            old = self._blocks[index] if index < len(self._blocks) else None
+            if old is not None and old.holds(chunk, versions):
+                blocks.append(old)
+                if (index + 1) % CHECKS_PER_YIELD == 0:
+                    await asyncio.sleep(0)
+                continue
+            blocks.append(Block(chunk, versions, render_block(chunk)))
+            changed = True
+            await asyncio.sleep(0)
+        changed = changed or len(blocks) != len(self._blocks)
+        self._blocks = blocks
+        return changed
+
+    def _families(self) -> tuple[tuple[bytes, ...], ...]:
+        org_families = tuple(
+            (*(block.pieces[index] for block in self._blocks), *self._account_piece(index))
+            for index in range(len(ORG_FAMILIES))
+        )
+        return (*org_families, (self._account_pieces[-1],))
+
+    def _account_piece(self, index: int) -> tuple[bytes, ...]:
+        first = len(ORG_FAMILIES) - len(CREDENTIAL_FAMILIES)
+        return (self._account_pieces[index - first],) if index >= first else ()

@@ -31,7 +31,18 @@ from monitor.usage import UsageSnapshot
 log = logging.getLogger("monitor.poller")
 
 
-@dataclass
+class _CredentialLock:
+    """Orgs that share a credential are polled one at a time (the upstream rate-limits
+    per token); `users` counts the polls holding or waiting for the lock."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+@dataclass(slots=True)
 class _Backoff:
     """What the next delay depends on, beyond the last poll's result."""
 
@@ -64,9 +75,10 @@ class Poller:
         self._clock = clock
         self._jitter = jitter
         self._limit = Limiter(lambda: config.current.poll.concurrency)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, _CredentialLock] = {}  # by fingerprint, while polls use them
         self._backoff: dict[str, _Backoff] = {}
         self._work: dict[str, Work] = {}
+        self._policy: tuple[object, PollPolicy] | None = None  # per running `[poll]`
         self._failures = FailureLog(log, "poll", clock)
         self._scheduling = False
 
@@ -123,7 +135,7 @@ class Poller:
         return work
 
     async def _poll_job(self, org_uuid: str) -> None:
-        held = self._held_for(org_uuid)
+        held = self._held_for(self._fingerprint(org_uuid))
         if held > 0:  # the proxy saw this credential limited since this poll was scheduled
             if self._scheduling:
                 self._schedule(org_uuid, held)
@@ -136,16 +148,15 @@ class Poller:
         state = self._store.get(org_uuid)
         return None if state is None else state.target.credential.current.fingerprint
 
-    def _held_for(self, org_uuid: str) -> float:
-        """Seconds until the shield releases this org's credential (0 when it does not
-        hold it)."""
-        fingerprint = self._fingerprint(org_uuid)
+    def _held_for(self, fingerprint: str | None) -> float:
+        """Seconds until the shield releases this credential (0 when it does not hold
+        it)."""
         hold = None if fingerprint is None else self._shield.held(fingerprint)
         return 0.0 if hold is None else hold.until - self._clock()
 
     def _tell_shield(self, org_uuid: str, result: PollResult, delay: float) -> float:
-        """Share what this poll learnt about its credential, and wait at least as long
-        as the shield holds it."""
+        """Share what this poll learnt about its credential (as it is after the poll,
+        which may have renewed it), and wait at least as long as the shield holds it."""
         fingerprint = self._fingerprint(org_uuid)
         if fingerprint is None:
             return delay
@@ -153,7 +164,7 @@ class Poller:
             self._shield.hold_until(fingerprint, self._clock() + delay)
         elif result is PollResult.SUCCESS:
             self._shield.release(fingerprint)
-        return max(delay, self._held_for(org_uuid))
+        return max(delay, self._held_for(fingerprint))
 
     async def poll(self, org_uuid: str) -> PollResult | None:
         """Poll one org now and record the outcome; None if the org is gone."""
@@ -162,37 +173,65 @@ class Poller:
             return None
         target = state.target
         before = state.snapshot
-        lock = self._locks.setdefault(target.credential.current.fingerprint, asyncio.Lock())
-        async with lock, self._limit:
-            started = time.monotonic()
-            try:
-                snapshot = await self._client.fetch_usage(target)
-            except PollError as exc:
-                failure: PollError | None = exc
-            except Exception as exc:
-                # A bug must not end this org's polling: count it, log it, go on.
-                log.exception("unexpected error polling org=%s", target.name)
-                failure = PollError(
-                    PollResult.INVALID_RESPONSE,
-                    f"unexpected {type(exc).__name__} while polling (see monitor's log)",
-                )
-            else:
-                failure = None
-            duration = time.monotonic() - started
-        backoff = self._backoff.setdefault(org_uuid, _Backoff())
-        if failure is not None:
-            self._store.record_failure(
-                org_uuid, failure.result, failure.message, end=self._clock(), duration=duration
+        fingerprint = target.credential.current.fingerprint
+        shared = self._locks.get(fingerprint)
+        if shared is None:
+            shared = self._locks[fingerprint] = _CredentialLock()
+        shared.users += 1
+        try:
+            async with shared.lock, self._limit:
+                started = time.monotonic()
+                outcome = await self._fetch(target)
+                duration = time.monotonic() - started
+        finally:
+            # A lock matters only while polls hold it or wait for it: 10,000 orgs with a
+            # credential each would otherwise keep 10,000 idle locks.
+            shared.users -= 1
+            if not shared.users and self._locks.get(fingerprint) is shared:
+                del self._locks[fingerprint]
+        return self._record(org_uuid, target, before, outcome, duration)
+
+    async def _fetch(self, target: OrgTarget) -> UsageSnapshot | PollError:
+        try:
+            return await self._client.fetch_usage(target)
+        except PollError as exc:
+            return exc
+        except Exception as exc:
+            # A bug must not end this org's polling: count it, log it, go on.
+            log.exception("unexpected error polling org=%s", target.name)
+            return PollError(
+                PollResult.INVALID_RESPONSE,
+                f"unexpected {type(exc).__name__} while polling (see monitor's log)",
             )
-            backoff.retry_after = failure.retry_after
-            self._failures.failed(org_uuid, _subject(target), failure.result, failure.message)
-            return failure.result
-        self._store.record_success(org_uuid, snapshot, end=self._clock(), duration=duration)
-        backoff.changed = usage_changed(before, snapshot)
-        if snapshot.dropped != (before.dropped if before else ()):
-            self._note_dropped(target, snapshot)
+
+    def _record(
+        self,
+        org_uuid: str,
+        target: OrgTarget,
+        before: UsageSnapshot | None,
+        outcome: UsageSnapshot | PollError,
+        duration: float,
+    ) -> PollResult:
+        backoff = self._backoff_of(org_uuid)
+        if isinstance(outcome, PollError):
+            self._store.record_failure(
+                org_uuid, outcome.result, outcome.message, end=self._clock(), duration=duration
+            )
+            backoff.retry_after = outcome.retry_after
+            self._failures.failed(org_uuid, _subject(target), outcome.result, outcome.message)
+            return outcome.result
+        self._store.record_success(org_uuid, outcome, end=self._clock(), duration=duration)
+        backoff.changed = usage_changed(before, outcome)
+        if outcome.dropped != (before.dropped if before else ()):
+            self._note_dropped(target, outcome)
         self._failures.succeeded(org_uuid, _subject(target))
         return PollResult.SUCCESS
+
+    def _backoff_of(self, org_uuid: str) -> _Backoff:
+        backoff = self._backoff.get(org_uuid)
+        if backoff is None:
+            backoff = self._backoff[org_uuid] = _Backoff()
+        return backoff
 
     def _note_dropped(self, target: OrgTarget, snapshot: UsageSnapshot) -> None:
         """Once per change: the answer has more windows than `max_windows_per_org`."""
@@ -217,11 +256,8 @@ class Poller:
         return {u: r for u, r in zip(uuids, results, strict=True) if r is not None}
 
     def _delay_after(self, org_uuid: str, result: PollResult) -> float:
-        backoff = self._backoff.setdefault(org_uuid, _Backoff())
-        policy = PollPolicy(
-            self._config.current.poll.interval_seconds,
-            self._config.current.poll.max_interval_seconds,
-        )
+        backoff = self._backoff_of(org_uuid)
+        policy = self._poll_policy()
         if result is PollResult.SUCCESS:
             state = self._store.get(org_uuid)
             snapshot = state.snapshot if state else None
@@ -247,6 +283,14 @@ class Poller:
         delay = self._tell_shield(org_uuid, result, delay)
         backoff.previous_delay = delay
         return delay
+
+    def _poll_policy(self) -> PollPolicy:
+        """The running `[poll]` section's intervals, built once per (re)loaded config."""
+        section = self._config.current.poll
+        if self._policy is None or self._policy[0] is not section:
+            policy = PollPolicy(section.interval_seconds, section.max_interval_seconds)
+            self._policy = (section, policy)
+        return self._policy[1]
 
 
 def _job_id(org_uuid: str) -> str:

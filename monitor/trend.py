@@ -14,22 +14,32 @@ from dataclasses import dataclass, field
 
 from monitor.history import SPAN_SECONDS, History
 from monitor.usage import UsageSnapshot
-from monitor.window_length import LengthLearner, observe, window_length
+from monitor.window_length import LengthLearner, documented_length, observe, window_length
 
 MAX_ABSENT = 16
 
 
 @dataclass(slots=True)
 class WindowTrend:
-    """What is followed of one window across snapshots."""
+    """What is followed of one window across snapshots. `length` is the window's
+    length (documented, else learned, else None), kept current by `learn`: `/metrics`
+    reads it for every window of every org at each render."""
 
     name: str
     learner: LengthLearner = field(default_factory=LengthLearner)
     history: History = field(default_factory=History)
+    length: float | None = field(init=False)
 
-    @property
-    def length(self) -> float | None:
-        return window_length(self.name, self.learner)
+    def __post_init__(self) -> None:
+        self.length = window_length(self.name, self.learner)
+
+    def learn(self, resets_at: float | None, at: float) -> bool:
+        """Take in the window's reset time as seen at `at`; whether a new cycle began."""
+        learner, new_cycle = observe(self.learner, resets_at, at)
+        if learner.learned != self.learner.learned:
+            self.length = window_length(self.name, learner)
+        self.learner = learner
+        return new_cycle
 
 
 class Trends:
@@ -49,7 +59,7 @@ class Trends:
     def length(self, window: str) -> float | None:
         """The window's length: documented, else learned, else None."""
         trend = self._windows.get(window)
-        return window_length(window, None) if trend is None else trend.length
+        return documented_length(window) if trend is None else trend.length
 
     def follow(self, snapshot: UsageSnapshot, at: float) -> None:
         """Take in `snapshot`, received at `at` (Unix seconds)."""
@@ -58,8 +68,7 @@ class Trends:
             present.add(window.name)
             trend = self._windows.pop(window.name, None) or WindowTrend(window.name)
             self._windows[window.name] = trend  # to the end: the most recently seen
-            trend.learner, new_cycle = observe(trend.learner, window.resets_at, at)
-            if new_cycle:
+            if trend.learn(window.resets_at, at):
                 trend.history.clear()
             if window.utilization is not None:
                 span = trend.length or SPAN_SECONDS

@@ -17,6 +17,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+from aiohttp import hdrs
 
 from monitor.config_source import ConfigSource
 from monitor.credentials import Credential, LiveCredential
@@ -239,27 +240,31 @@ class UpstreamClient:
         return await self._get_json_once(url, credential)
 
     async def _get_json_once(self, url: str, credential: LiveCredential) -> dict[str, Any]:
-        secret = credential.current.secret.get_secret_value()
+        current = credential.current
         try:
-            return await self._get_json(url, credential)
+            return await self._get_json(url, credential, current)
         except PollError as exc:
-            redacted = _redact(exc.message, secret)
+            redacted = _redact(exc.message, current.secret.get_secret_value())
             if redacted != exc.message:
                 exc.message = redacted
                 exc.args = (exc.message,)
             raise
 
-    async def _get_json(self, url: str, credential: LiveCredential) -> dict[str, Any]:
+    async def _get_json(
+        self, url: str, credential: LiveCredential, current: Credential
+    ) -> dict[str, Any]:
         try:
             async with self.session.get(
                 url,
-                headers=self._headers(credential.current),
+                headers=self._headers(current),
                 timeout=self.timeout,
                 allow_redirects=False,
             ) as response:
-                rotated = response.cookies.get(SESSION_COOKIE)
-                if rotated is not None and rotated.value:
-                    credential.rotate(rotated.value)
+                # Cookies are parsed only when the answer sets one (most never do).
+                if hdrs.SET_COOKIE in response.headers:
+                    rotated = response.cookies.get(SESSION_COOKIE)
+                    if rotated is not None and rotated.value:
+                        credential.rotate(rotated.value)
                 body = await _read_limited(response)
                 content_type = response.headers.get("Content-Type", "").lower()
                 if response.status != 200:
@@ -292,6 +297,8 @@ async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
         raise PollError(
             PollResult.INVALID_RESPONSE, f"body of {declared} bytes is over the 1 MiB limit"
         )
+    if declared is not None and hdrs.CONTENT_ENCODING not in response.headers:
+        return await response.read()  # exactly the declared bytes: nothing to inflate
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(64 * 1024):

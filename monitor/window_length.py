@@ -68,8 +68,10 @@ def observe(
     """`learner` after a poll at `now` saw `resets_at`; and whether a new cycle began (the
     window reset or restarted), so what was kept of the old cycle no longer applies."""
     last = learner.resets_at
+    if resets_at == last:  # the common case: a poll within the cycle, nothing to learn
+        return learner, False
     if resets_at is None:
-        return LengthLearner(learned=learner.learned), last is not None
+        return LengthLearner(learned=learner.learned), True
     if last is None:
         return LengthLearner(resets_at, None, learner.learned), True
     moved = resets_at - last

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -253,6 +254,13 @@ async def big_streamed(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def small_gzip_of_a_big_body(_request: web.Request) -> web.Response:
+    """A few kilobytes on the wire, declared as such, that inflate to over 1 MiB."""
+    body = gzip.compress(b'{"pad": "' + b"x" * (MAX_BODY_BYTES + 1) + b'"}')
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    return web.Response(body=body, headers=headers)
+
+
 async def exactly_limit(_request: web.Request) -> web.Response:
     head = b'{"five_hour": {"utilization": 7, "resets_at": null}, "pad": "'
     tail = b'"}'
@@ -267,7 +275,7 @@ async def serve_usage(aiohttp_server: MakeServer, handler: Handler) -> str:
     return base_url(await aiohttp_server(app))
 
 
-@pytest.mark.parametrize("handler", [big_declared, big_streamed])
+@pytest.mark.parametrize("handler", [big_declared, big_streamed, small_gzip_of_a_big_body])
 async def test_a_body_over_1_mib_is_an_invalid_response(
     aiohttp_server: MakeServer, make_upstream_client: MakeUpstreamClient, handler: Handler
 ) -> None:

@@ -9,6 +9,7 @@ comparison is what keeps the fast path honest. A new per-org family goes in both
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -19,6 +20,15 @@ from monitor.exposition import Account
 from monitor.state import OrgState, PollResult, UsageStore
 
 ORG = ["org", "org_uuid"]
+
+
+@dataclass
+class FakeAccount:
+    """A discovery account as the exposition reads it."""
+
+    label: str
+    credential: LiveCredential
+    results: dict[PollResult, int] = field(default_factory=lambda: dict.fromkeys(PollResult, 0))
 
 
 def _gauge(family: f.Family, labels: list[str]) -> GaugeMetricFamily:

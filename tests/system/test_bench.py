@@ -107,7 +107,10 @@ def check_targets(result: dict[str, Any]) -> None:
 
 def check_org_scenarios(s: dict[str, Any]) -> None:
     for scenario, keys in (
-        ("poll_scaling", ("cycle_s", "ideal_s", "ratio", "cpu_ms_per_poll")),
+        (
+            "poll_scaling",
+            ("cycle_s", "ideal_s", "ratio", "cpu_ms_per_poll", "floor_cpu_ms_per_poll"),
+        ),
         ("scrape_cost", ("samples", "first_ms", "cached_ms", "text_bytes", "prometheus_ms")),
         ("memory", ("rss_after_polls_mb", "rss_after_scrapes_mb", "rss_max_mb")),
     ):

@@ -122,7 +122,7 @@ async def test_a_cached_render_is_the_same_text_as_a_fresh_one() -> None:
     exposition = UsageExposition(store)
     first = b"".join(await exposition.render_chunks()).decode()
     assert first.count("claude_usage_utilization_ratio{") == 125
-    # The second scrape reuses each org's cached lines: the same text as a fresh render.
+    # The second scrape reuses each block's cached text: the same as a fresh render.
     cached = b"".join(await exposition.render_chunks()).decode()
     fresh = b"".join(await UsageExposition(store).render_chunks()).decode()
     assert cached == first == fresh

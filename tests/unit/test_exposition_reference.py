@@ -5,7 +5,6 @@ prometheus_client's strict OpenMetrics parser)."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from monitor.secret_sources import SecretReading, SecretSpec, SourceKind
 from monitor.state import OrgState, PollResult, UsageStore
 from monitor.targets import OrgTarget
 from monitor.usage import ExtraUsage, UsageSnapshot, UsageWindow
-from tests.support.reference_exposition import ReferenceCollector
+from tests.support.reference_exposition import FakeAccount, ReferenceCollector
 
 Parsed = tuple[set[tuple[str, str, str]], set[tuple[str, frozenset[tuple[str, str]], float]]]
 
@@ -34,13 +33,6 @@ maybe = st.one_of(st.none(), finite)
 # Org names may hold anything a config or an upstream gives: quotes, backslashes, newlines.
 label_text = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=12)
 window_name = st.from_regex(r"[A-Za-z0-9_.:-]{1,16}", fullmatch=True)
-
-
-@dataclass
-class FakeAccount:
-    label: str
-    credential: LiveCredential
-    results: dict[PollResult, int] = field(default_factory=lambda: dict.fromkeys(PollResult, 0))
 
 
 @st.composite
