@@ -22,6 +22,7 @@ from monitor.config_source import ConfigSource
 from monitor.discovery import Discovery
 from monitor.exposition import UsageExposition
 from monitor.health import Readiness, healthz, openapi_document
+from monitor.heap import HeapFreezer
 from monitor.jobs import APSchedulerJobs, JobScheduler
 from monitor.metrics import build_registry, metrics_handler, render_exposition
 from monitor.otlp import OtlpExports, OtlpPush
@@ -61,17 +62,22 @@ def wire(
     clock: Callable[[], float] = time.time,
     jobs: JobScheduler | None = None,
     cache: UsageCache | None = None,
+    freeze_heap: HeapFreezer | None = None,
 ) -> Parts:
     """Build the polling side: the running config, the store, the upstream client (not
     opened), the targets, the poller and discovery, sharing one job scheduler; and the
-    rate-limit shield the poller shares with the proxy."""
+    rate-limit shield the poller shares with the proxy. `freeze_heap` is told when every
+    org has had its first poll."""
     source = ConfigSource(config, loaded_at=clock())
     store = store if store is not None else UsageStore(clock)
     jobs = jobs if jobs is not None else APSchedulerJobs()
     upstream = UpstreamClient(source)
     targets = Targets(source, clock)
     shield = RateLimitShield(source, clock)
-    poller = Poller(source, targets, store, upstream, jobs, clock=clock, shield=shield)
+    all_polled = None if freeze_heap is None else functools.partial(freeze_heap, "every org polled")
+    poller = Poller(
+        source, targets, store, upstream, jobs, clock=clock, shield=shield, on_all_polled=all_polled
+    )
     discovery = Discovery(
         source, targets, upstream, jobs, on_change=poller.apply_targets, clock=clock
     )
@@ -92,11 +98,14 @@ def create_app(
     jobs: JobScheduler | None = None,
     cache: UsageCache | None = None,
     poll: bool = True,
+    freeze_heap: HeapFreezer | None = None,
 ) -> web.Application:
     """Build the application. `poll=False` serves without polling (the store then only
     changes through the proxy's passive refresh); `jobs` replaces APScheduler, so tests
-    can drive time; `store` and `cache` are the caller's to look into."""
-    parts = wire(config, store=store, clock=clock, jobs=jobs, cache=cache)
+    can drive time; `store` and `cache` are the caller's to look into. `freeze_heap`
+    (the daemon's is `monitor.heap.freeze_long_lived`) runs once start-up is done and
+    again when every org has had its first poll."""
+    parts = wire(config, store=store, clock=clock, jobs=jobs, cache=cache, freeze_heap=freeze_heap)
     source, store, upstream = parts.config, parts.store, parts.upstream
     poller, discovery, jobs = parts.poller, parts.discovery, parts.jobs
     registry, proxy_metrics = build_registry(source)
@@ -116,6 +125,8 @@ def create_app(
         jobs.start()
         poller.start()
         discovery.start()
+        if freeze_heap is not None:
+            freeze_heap("start-up")
         yield
         discovery.stop()
         poller.stop()

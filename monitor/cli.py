@@ -18,6 +18,7 @@ from monitor.config import ConfigError, apply_overrides, config_path, load_confi
 from monitor.daemon import Listener, ListenError, serve
 from monitor.demo import run_demo
 from monitor.healthcheck import healthcheck
+from monitor.heap import freeze_long_lived
 from monitor.logs import configure_logging
 from monitor.report import print_config, usage_report, usage_table
 from monitor.schema import Config
@@ -96,7 +97,7 @@ async def poll_every_org_once(config: Config) -> list[OrgState]:
 async def run_daemon(args: argparse.Namespace, config: Config, warnings: list[str]) -> int:
     for warning in warnings:
         log.warning("%s", warning)
-    app = create_app(config)
+    app = create_app(config, freeze_heap=freeze_long_lived)
     server = config.server
     listener = Listener(app, server.host, server.port, "monitor")
 

@@ -65,6 +65,7 @@ class Poller:
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
         shield: RateLimitShield | None = None,
+        on_all_polled: Callable[[], None] | None = None,
     ) -> None:
         self._config = config
         self._shield = shield if shield is not None else RateLimitShield(config, clock)
@@ -81,6 +82,10 @@ class Poller:
         self._policy: tuple[object, PollPolicy] | None = None  # per running `[poll]`
         self._failures = FailureLog(log, "poll", clock)
         self._scheduling = False
+        # Orgs not polled yet; when the last of them has its first result, `on_all_polled`
+        # is told (the daemon's heap then holds every org's long-lived state).
+        self._unpolled: set[str] = set()
+        self._on_all_polled = on_all_polled
 
     def start(self) -> None:
         """Start scheduling: every org's first poll is due now."""
@@ -88,6 +93,8 @@ class Poller:
         added = {target.uuid for target in self.apply_targets()}
         for state in self._store:  # orgs the store held before scheduling started
             if state.target.uuid not in added:
+                if state.last_result is None:
+                    self._unpolled.add(state.target.uuid)
                 self._schedule(state.target.uuid, 0.0)
 
     def stop(self) -> None:
@@ -105,6 +112,7 @@ class Poller:
         the added ones."""
         added, removed = self._store.set_targets(self._targets.current())
         for target in removed:
+            self._polled(target.uuid)
             self._backoff.pop(target.uuid, None)
             self._failures.forget(target.uuid)
             self._work.pop(target.uuid, None)
@@ -114,8 +122,17 @@ class Poller:
         # First polls are all due now: the limiter already keeps at most `concurrency` in
         # flight, so spreading them over time as well only delayed readiness.
         for target in added:
+            self._unpolled.add(target.uuid)
             self._schedule(target.uuid, 0.0)
         return added
+
+    def _polled(self, org_uuid: str) -> None:
+        """This org has had its first result (or is gone)."""
+        if org_uuid not in self._unpolled:
+            return
+        self._unpolled.discard(org_uuid)
+        if not self._unpolled and self._on_all_polled is not None:
+            self._on_all_polled()
 
     def _schedule(self, org_uuid: str, delay: float) -> None:
         when = self._clock() + delay
@@ -189,7 +206,9 @@ class Poller:
             shared.users -= 1
             if not shared.users and self._locks.get(fingerprint) is shared:
                 del self._locks[fingerprint]
-        return self._record(org_uuid, target, before, outcome, duration)
+        result = self._record(org_uuid, target, before, outcome, duration)
+        self._polled(org_uuid)
+        return result
 
     async def _fetch(self, target: OrgTarget) -> UsageSnapshot | PollError:
         try:
