@@ -236,9 +236,38 @@ def targets(result: JSON) -> list[str]:
     return ["#### Targets", "", *table(["target", "value", "spread", "limit", "met"], rows)]
 
 
-def markdown(result: JSON, note: str | None = None) -> str:
+def targets_across(results: list[JSON]) -> list[str]:
+    """Each target's value in each run (oldest first), and whether every run met it."""
+    names = [t["target"] for t in results[-1]["targets"]]
+    by_run = [{t["target"]: t for t in r["targets"]} for r in results]
+    rows = []
+    for name in names:
+        entries = [run.get(name) for run in by_run]
+        cells = []
+        for entry in entries:
+            if entry is None or entry["met"] is None:
+                cells.append("-")
+            else:
+                mark = "" if entry["met"] else " **(no)**"
+                cells.append(f"{fmt(entry['value'])} {entry['unit']}{mark}")
+        every = all(e is not None and e["met"] for e in entries)
+        last = by_run[-1][name]
+        bound = ("≤ " if last["at_most"] else "≥ ") + f"{fmt(last['limit'])} {last['unit']}"
+        rows.append([name, *cells, bound, "yes" if every else "**no**"])
+    started = [f"run {i + 1} ({r['started']})" for i, r in enumerate(results)]
+    return [
+        f"#### Targets across {len(results)} consecutive full runs",
+        "",
+        *table(["target", *started, "limit", "met in every run"], rows),
+    ]
+
+
+def markdown(result: JSON, note: str | None = None, earlier: list[JSON] | None = None) -> str:
+    """The tables of `result`; with `earlier` runs, first each target across all of them."""
     s = result["scenarios"]
     out = header(result, note)
+    if earlier:
+        out += targets_across([*earlier, result])
     out += proxy(s["proxy"])
     out += orgs_tables(s)
     out += growth(s["growth"])

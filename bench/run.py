@@ -1,5 +1,5 @@
 """The benchmark's entry point: `python -m bench [--quick | --tiny] [--out FILE]
-[--markdown PAGE [--note TEXT]] [--no-wrk] [--no-nginx]`.
+[--markdown PAGE [--note TEXT]] [--no-wrk] [--no-nginx]`, or `--render RESULT...`.
 
 Starts every process it needs on 127.0.0.1 (a static nginx upstream and the references in
 front of it, monitor daemons, a Python upstream for the polls), runs the scenarios with
@@ -111,16 +111,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render",
         type=Path,
+        nargs="+",
         metavar="RESULT",
-        help="run nothing: print (and --markdown) a saved JSON result",
+        help="run nothing: print (and --markdown) saved JSON results, oldest first: the "
+        "tables of the last, after every target across all of them",
     )
     args = parser.parse_args(argv)
     sizes = TINY if args.tiny else QUICK if args.quick else FULL
     if args.markdown is not None and not args.markdown.is_file():
         parser.error(f"--markdown: {args.markdown} is not a file")
     if args.render is not None:
-        saved: dict[str, Any] = json.loads(args.render.read_text(encoding="utf-8"))
-        publish(saved, args.note or saved.get("note"), args.markdown)
+        saved: list[dict[str, Any]] = [
+            json.loads(path.read_text(encoding="utf-8")) for path in args.render
+        ]
+        last = saved[-1]
+        publish(last, args.note or last.get("note"), args.markdown, saved[:-1])
         return 0
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp:
@@ -151,9 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def publish(result: dict[str, Any], note: str | None, page_path: Path | None) -> None:
-    """Print the result as Markdown; with a page, also write it between its markers."""
-    text = markdown(result, note)
+def publish(
+    result: dict[str, Any],
+    note: str | None,
+    page_path: Path | None,
+    earlier: list[dict[str, Any]] | None = None,
+) -> None:
+    """Print the result as Markdown (after `earlier` runs' targets, when given); with a
+    page, also write it between its markers."""
+    text = markdown(result, note, earlier)
     print(text)
     if page_path is not None:
         page = page_path.read_text(encoding="utf-8")

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from bench.loops import UVLOOP_MISSING
+from bench.report import targets_across
 from bench.targets import evaluate_targets, targets
 from tests.support.paths import ROOT
 
@@ -123,3 +124,21 @@ def test_the_docs_list_every_target_with_its_limit() -> None:
     for target in targets((1, 32)):
         bound = ("≤ " if target.at_most else "≥ ") + f"{target.limit:g} {target.unit}"
         assert f"| {target.name} | {bound} |" in section, target.name
+
+
+def test_across_runs_a_target_is_met_only_if_every_run_met_it() -> None:
+    runs = [
+        {"started": f"run{i}", "targets": evaluate_targets({"scenarios": scenarios(values=v)})}
+        for i, v in enumerate([{}, {"cpu": 0.5}, {}])
+    ]
+    lines = targets_across(runs)
+    assert lines[0] == "#### Targets across 3 consecutive full runs"
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
+    cpu = rows["CPU per poll, 10,000 orgs"]
+    assert cpu.endswith("| ≤ 0.3 ms | **no** |")
+    assert "| 0.25 ms | 0.5 ms **(no)** | 0.25 ms |" in cpu
+    assert rows["RSS, 10,000 orgs polled and scraped (the larger)"].endswith("| yes |")
+    # a target a run did not measure is a dash there, and not met in every run
+    uvloop = rows["proxy req/s at 32 conns on uvloop, x the floor's"]
+    assert "| - | - | - |" in uvloop
+    assert uvloop.endswith("| **no** |")
