@@ -8,10 +8,22 @@ import gc
 
 from monitor.app import reload_config
 from monitor.simulator import Fault
-from tests.conftest import MakeClient
+from tests.conftest import Client, MakeClient
 from tests.support.config import ORGS_AB, ORGS_ABC, make_config
 from tests.support.jobs import ManualJobs
 from tests.support.upstream import ORG_B, Upstream
+
+
+async def polled_app(
+    driven: MakeClient, jobs: ManualJobs, upstream: Upstream
+) -> tuple[Client, list[str]]:
+    """Orgs A and B polled once, then org C added by a reload; the freezes since."""
+    freezes: list[str] = []
+    client = await driven(make_config(upstream.url, ORGS_AB), freeze_heap=freezes.append)
+    await jobs.run_due()
+    assert reload_config(client.app, lambda: make_config(upstream.url, ORGS_ABC))
+    freezes.clear()
+    return client, freezes
 
 
 async def test_start_up_then_every_org_polled_once(
@@ -41,26 +53,16 @@ async def test_a_failed_first_poll_counts_as_polled(
 async def test_orgs_added_by_a_reload_are_waited_for_again(
     driven: MakeClient, jobs: ManualJobs, upstream: Upstream
 ) -> None:
-    freezes: list[str] = []
-    client = await driven(make_config(upstream.url, ORGS_AB), freeze_heap=freezes.append)
-    await jobs.run_due()
-    freezes.clear()
-
-    assert reload_config(client.app, lambda: make_config(upstream.url, ORGS_ABC))
+    _, freezes = await polled_app(driven, jobs, upstream)
     assert freezes == []  # org C has not been polled yet
-    await jobs.run_due()
+    await jobs.run_due()  # org C's first poll
     assert freezes == ["every org polled"]
 
 
 async def test_an_unpolled_org_removed_by_a_reload_is_not_waited_for(
     driven: MakeClient, jobs: ManualJobs, upstream: Upstream
 ) -> None:
-    freezes: list[str] = []
-    client = await driven(make_config(upstream.url, ORGS_AB), freeze_heap=freezes.append)
-    await jobs.run_due()
-    assert reload_config(client.app, lambda: make_config(upstream.url, ORGS_ABC))
-    freezes.clear()
-
+    client, freezes = await polled_app(driven, jobs, upstream)
     # org C leaves before its first poll: nothing is left to wait for
     assert reload_config(client.app, lambda: make_config(upstream.url, ORGS_AB))
     assert freezes == ["every org polled"]
