@@ -111,6 +111,8 @@ class Poller:
         leave with their schedule; the others keep their snapshot and schedule. Returns
         the added ones."""
         added, removed = self._store.set_targets(self._targets.current())
+        # Added first: the last unpolled org leaving while others arrive is not "all polled".
+        self._unpolled.update(target.uuid for target in added)
         for target in removed:
             self._polled(target.uuid)
             self._backoff.pop(target.uuid, None)
@@ -122,7 +124,6 @@ class Poller:
         # First polls are all due now: the limiter already keeps at most `concurrency` in
         # flight, so spreading them over time as well only delayed readiness.
         for target in added:
-            self._unpolled.add(target.uuid)
             self._schedule(target.uuid, 0.0)
         return added
 

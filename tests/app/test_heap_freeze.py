@@ -13,6 +13,8 @@ from tests.support.config import ORGS_AB, ORGS_ABC, make_config
 from tests.support.jobs import ManualJobs
 from tests.support.upstream import ORG_B, Upstream
 
+ORG_D = "0d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"
+
 
 async def polled_app(
     driven: MakeClient, jobs: ManualJobs, upstream: Upstream
@@ -76,3 +78,15 @@ async def test_without_a_freezer_nothing_is_frozen(
     await driven(make_config(upstream.url, ORGS_AB))
     await jobs.run_due()
     assert gc.get_freeze_count() == before
+
+
+async def test_an_unpolled_org_swapped_for_another_is_still_waited_for(
+    driven: MakeClient, jobs: ManualJobs, upstream: Upstream
+) -> None:
+    client, freezes = await polled_app(driven, jobs, upstream)
+    # org C leaves before its first poll as org D arrives: D is still to be polled
+    org_d = {"uuid": ORG_D, "name": "delta", "token_env": "TOKEN_C"}
+    assert reload_config(client.app, lambda: make_config(upstream.url, [*ORGS_AB, org_d]))
+    assert freezes == []
+    await jobs.run_due()  # org D's first poll (the simulator does not know it: a failure)
+    assert freezes == ["every org polled"]
