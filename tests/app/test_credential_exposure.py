@@ -4,9 +4,7 @@ the daemon's credentials and the proxy's callers."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from tests.support.config import make_config
 from tests.support.credentials import Renewing, renewing_upstream
 from tests.support.jobs import ManualJobs
 from tests.support.metrics import metric_lines, parse_metrics, value
-from tests.support.tools import require_tool
+from tests.support.tools import promtool_check_metrics
 from tests.support.upstream import ORG_A, ORG_B, ROTATING_TOKEN, TOKEN_A, TOKEN_B
 
 Client = TestClient[web.Request, web.Application]
@@ -80,18 +78,9 @@ async def test_metrics_show_the_expiry_and_the_re_reads(
 async def test_the_credential_series_pass_promtool(
     running: tuple[Client, ManualJobs],
 ) -> None:
-    promtool = require_tool("promtool", "apt-get install prometheus")
     client, _ = running
     text = await (await client.get("/metrics")).text()
-    checked = await asyncio.to_thread(
-        subprocess.run,
-        [promtool, "check", "metrics"],
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    checked = await promtool_check_metrics(text)
     assert (checked.returncode, checked.stdout + checked.stderr) == (0, "")
 
 

@@ -5,7 +5,6 @@ an injected clock, the bounds, the bypass and the metric."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -17,7 +16,7 @@ from monitor.usage_cache import UsageCache
 from tests.support.clock import FakeClock
 from tests.support.config import make_config
 from tests.support.metrics import metric_lines, scrape, value
-from tests.support.tools import require_tool
+from tests.support.tools import promtool_check_metrics
 from tests.support.upstream import (
     ORG_A,
     ORG_C,
@@ -241,20 +240,11 @@ async def test_off_by_default_every_read_goes_upstream(
 async def test_the_exposition_with_cache_counts_passes_promtool(
     aiohttp_server: MakeServer, make_client: MakeClient, clock: FakeClock
 ) -> None:
-    promtool = require_tool("promtool", "apt-get install prometheus")
     upstream = await frozen_upstream(aiohttp_server)
     client = await caching_client(make_client, upstream.url, clock)
     await read(client, OAUTH, bearer(TOKEN_C))
     await read(client, OAUTH, bearer(TOKEN_C))
     text, _ = await scrape(client)
     assert len(metric_lines(text, CACHE)) == 2
-    checked = await asyncio.to_thread(
-        subprocess.run,
-        [promtool, "check", "metrics"],
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    checked = await promtool_check_metrics(text)
     assert checked.returncode == 0, checked.stdout + checked.stderr
