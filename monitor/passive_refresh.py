@@ -9,6 +9,7 @@ import json
 import zlib
 from collections.abc import Iterable
 
+from monitor.body_copy import BodyCopy
 from monitor.state import OrgState
 from monitor.upstream import MAX_BODY_BYTES
 from monitor.usage import MAX_WINDOWS, UsageSnapshot, json_int, parse_usage
@@ -63,26 +64,13 @@ def _inflate(body: bytes, wbits: int) -> bytes:
     return data
 
 
-class UsageTee:
+class UsageTee(BodyCopy):
     """Keeps a copy of relayed chunks up to MAX_BODY_BYTES; past that it gives up."""
 
     def __init__(self, limit: int = MAX_BODY_BYTES) -> None:
-        self._limit = limit
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self.overflowed = False
-
-    def feed(self, chunk: bytes) -> None:
-        if self.overflowed:
-            return
-        self._size += len(chunk)
-        if self._size > self._limit:
-            self.overflowed = True
-            self._chunks.clear()
-            return
-        self._chunks.append(chunk)
+        super().__init__(limit)
 
     def body(self) -> bytes:
         if self.overflowed:
             raise ValueError(f"usage body is over the {self._limit} byte limit")
-        return b"".join(self._chunks)
+        return self.joined()

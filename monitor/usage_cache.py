@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from multidict import MultiMapping
 
+from monitor.body_copy import BodyCopy
 from monitor.schema import ProxyConfig
 
 # Request headers that change the bytes of a usage answer, so they are part of the key.
@@ -105,38 +106,25 @@ def is_fresh(answer: StoredAnswer, now: float, ttl: float) -> bool:
     return answer.received_at <= now < answer.received_at + ttl
 
 
-class Capture:
+class Capture(BodyCopy):
     """A copy of one relayed answer, up to `limit` bytes of body; past that it gives up
     on the body (the status and headers stay known)."""
 
     def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._chunks: list[bytes] = []
-        self._size = 0
+        super().__init__(limit)
         self.status = 0
         self.reason = ""
         self.headers: tuple[tuple[str, str], ...] = ()
-        self.overflowed = False
         self.complete = False
 
     def start(self, status: int, reason: str, headers: Iterable[tuple[str, str]]) -> None:
         self.status, self.reason, self.headers = status, reason, tuple(headers)
 
-    def feed(self, chunk: bytes) -> None:
-        if self.overflowed:
-            return
-        self._size += len(chunk)
-        if self._size > self._limit:
-            self.overflowed = True
-            self._chunks.clear()
-            return
-        self._chunks.append(chunk)
-
     def answer(self, now: float) -> StoredAnswer | None:
         """The whole answer, if it was relayed to its end and fit the limit."""
         if not self.complete or self.overflowed:
             return None
-        return StoredAnswer(self.status, self.reason, self.headers, b"".join(self._chunks), now)
+        return StoredAnswer(self.status, self.reason, self.headers, self.joined(), now)
 
 
 @dataclass
