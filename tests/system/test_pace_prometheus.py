@@ -8,52 +8,25 @@ waits (bounded) for the recorded series, then compares them with the page.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
-from aiohttp.test_utils import TestClient
 
 from monitor.app import create_app
 from monitor.simulator import Simulator, WindowSpec, simulator_app
 from monitor.window_view import TIMES
+from tests.conftest import MakeClient, MakeServer
 from tests.support.config import make_config
+from tests.support.paths import ROOT
+from tests.support.prometheus import start_prometheus
 from tests.support.tools import require_tool
 from tests.support.upstream import ORG_A, TOKEN_A
 
-PROMETHEUS_DIR = Path(__file__).resolve().parent.parent.parent / "prometheus"
-RULE_FILES = [str(PROMETHEUS_DIR / "rules.yml"), str(PROMETHEUS_DIR / "alerts.yml")]
-DEADLINE_SECONDS = 60.0
+RULE_FILES = [ROOT / "prometheus" / "rules.yml", ROOT / "prometheus" / "alerts.yml"]
 HOUR = 3600.0
-
-MakeClient = Callable[..., Awaitable[TestClient[Any, Any]]]
-MakeServer = Callable[..., Awaitable[Any]]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def query(session: aiohttp.ClientSession, url: str, expr: str) -> list[dict[str, Any]]:
-    """The instant vector of `expr`, or [] while Prometheus is not answering yet."""
-    try:
-        async with session.get(f"{url}/api/v1/query", params={"query": expr}) as response:
-            if response.status != 200:
-                return []
-            answer = await response.json()
-    except aiohttp.ClientConnectionError:
-        return []
-    return list(answer["data"]["result"])
 
 
 @pytest.mark.tool
@@ -78,44 +51,18 @@ async def test_prometheus_records_the_pace_the_status_page_shows(
     config = make_config(str(upstream.make_url("")).rstrip("/"), orgs)
     client = await aiohttp_client(create_app(config))
 
-    settings = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": RULE_FILES,
-        "scrape_configs": [
-            {
-                "job_name": "claude-monitor",
-                "static_configs": [{"targets": [f"127.0.0.1:{client.port}"]}],
-            }
-        ],
-    }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(settings), encoding="utf-8")
-    address = f"127.0.0.1:{free_port()}"
-    log = tmp_path / "prometheus.log"
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            binary,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address={address}",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-        )
+    prometheus = await start_prometheus(binary, f"127.0.0.1:{client.port}", tmp_path, RULE_FILES)
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-            url = f"http://{address}"
-            deadline = time.monotonic() + DEADLINE_SECONDS
-            paces: list[dict[str, Any]] = []
-            while not paces:
-                assert process.returncode is None, log.read_text(errors="replace")[-3000:]
-                if time.monotonic() > deadline:
-                    pytest.fail(f"no pace recorded:\n{log.read_text(errors='replace')[-3000:]}")
-                await asyncio.sleep(0.5)
-                paces = await query(session, url, "claude_usage:pace_ratio")
-            projected = await query(session, url, "claude_usage:projected_utilization_ratio")
+
+            async def recorded() -> list[dict[str, Any]]:
+                return await prometheus.query(session, "claude_usage:pace_ratio")
+
+            paces = await prometheus.wait_for("a recorded pace", recorded)
+            expr = "claude_usage:projected_utilization_ratio"
+            projected = await prometheus.query(session, expr)
     finally:
-        process.terminate()
-        await process.wait()
+        await prometheus.stop()
 
     assert [p["metric"]["window"] for p in paces] == ["five_hour"]  # claude_code: no length
     assert paces[0]["metric"]["org"] == "acme"

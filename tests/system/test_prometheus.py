@@ -8,99 +8,22 @@ alert to become pending (its `for:` is minutes long; pending proves the rule mat
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
 from tests.conftest import MakeClient
 from tests.support.config import make_config
-from tests.support.net import free_port
 from tests.support.paths import ROOT
+from tests.support.prometheus import start_prometheus
 from tests.support.tools import require_tool
 from tests.support.upstream import ORG_A, Upstream
-from tests.support.waiting import until
 
 ALERTS = ROOT / "prometheus" / "alerts.yml"
 CRITICAL = re.compile(r"ClaudeUsage.*Critical")
-DEADLINE_SECONDS = 60.0
-POLL_EVERY = 0.5
-
-
-def prometheus_config(target: str) -> dict[str, Any]:
-    return {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(ALERTS)],
-        "scrape_configs": [
-            {
-                "job_name": "claude-monitor",
-                "metrics_path": "/metrics",
-                "static_configs": [{"targets": [target]}],
-            }
-        ],
-    }
-
-
-class Prometheus:
-    """A Prometheus subprocess and its HTTP API."""
-
-    def __init__(self, process: asyncio.subprocess.Process, url: str, log: Path) -> None:
-        self.process = process
-        self.url = url
-        self.log = log
-
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    async def get(self, session: aiohttp.ClientSession, path: str, **params: str) -> Any:
-        if self.process.returncode is not None:
-            pytest.fail(f"prometheus exited with {self.process.returncode}:\n{self.logs()}")
-        try:
-            async with session.get(self.url + path, params=params) as response:
-                if response.status != 200:
-                    return None
-                return await response.json()
-        except aiohttp.ClientConnectionError:
-            return None  # not listening yet
-
-    async def wait_for(self, what: str, check: Callable[[], Awaitable[Any]]) -> Any:
-        """Call `check` every POLL_EVERY seconds until it returns something truthy."""
-        try:
-            return await until(check, what, timeout=DEADLINE_SECONDS, interval=POLL_EVERY)
-        except AssertionError as exc:
-            pytest.fail(f"{exc}:\n{self.logs()}")
-
-    async def stop(self) -> None:
-        if self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 10)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-
-
-async def start_prometheus(binary: str, target: str, tmp_path: Path) -> Prometheus:
-    config = tmp_path / "prometheus.yml"
-    config.write_text(yaml.safe_dump(prometheus_config(target)), encoding="utf-8")
-    log = tmp_path / "prometheus.log"
-    address = f"127.0.0.1:{free_port()}"
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address={address}",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-        )
-    return Prometheus(process, f"http://{address}", log)
 
 
 def utilization(answer: Any, org_uuid: str, window: str) -> float | None:
@@ -139,7 +62,7 @@ async def test_prometheus_scrapes_the_daemon_and_the_critical_alert_goes_pending
     client = await make_client(make_config(upstream.url))
     target = f"127.0.0.1:{client.port}"
 
-    prometheus = await start_prometheus(binary, target, tmp_path)
+    prometheus = await start_prometheus(binary, target, tmp_path, [ALERTS])
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
             query = f'claude_usage_utilization_ratio{{org_uuid="{ORG_A}",window="claude_code"}}'
