@@ -8,21 +8,18 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.app import Parts
 from monitor.credentials import LiveCredential
 from monitor.state import PollResult
 from monitor.upstream import DiscoveredOrg
+from tests.conftest import MakeClient, MakeServer
 from tests.support.config import make_config
 from tests.support.jobs import ManualJobs
 from tests.support.metrics import parse_metrics, value
 from tests.support.upstream import ORG_A, Upstream
 
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[..., Awaitable[Client]]
 MakeParts = Callable[..., Awaitable[Parts]]
-MakeServer = Callable[..., Awaitable[TestServer]]
 
 
 async def test_a_discovery_that_raises_is_counted_logged_and_tried_again(

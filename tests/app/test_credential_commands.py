@@ -11,18 +11,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from monitor.app import Parts
 from monitor.config import ConfigError
 from monitor.credentials import EXPIRY_MARGIN_SECONDS
 from monitor.state import PollResult
+from tests.conftest import MakeServer
 from tests.support.config import make_config
 from tests.support.credentials import Renewing, renewing_upstream, token_script
 from tests.support.upstream import ORG_A
 
 MakeParts = Callable[..., Awaitable[Parts]]
-MakeServer = Callable[..., Awaitable[TestServer]]
 
 
 @pytest.fixture

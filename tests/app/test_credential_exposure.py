@@ -11,12 +11,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.app import Parts
 from monitor.cli import main, poll_every_org_once
 from monitor.report import usage_report
 from monitor.state import PollResult
+from tests.conftest import Client, MakeClient, MakeServer
 from tests.support.config import make_config
 from tests.support.credentials import Renewing, renewing_upstream
 from tests.support.jobs import ManualJobs
@@ -24,10 +24,7 @@ from tests.support.metrics import metric_lines, parse_metrics, value
 from tests.support.tools import promtool_check_metrics
 from tests.support.upstream import ORG_A, ORG_B, ROTATING_TOKEN, TOKEN_A, TOKEN_B
 
-Client = TestClient[web.Request, web.Application]
 MakeParts = Callable[..., Awaitable[Parts]]
-MakeServer = Callable[..., Awaitable[TestServer]]
-MakeClient = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture

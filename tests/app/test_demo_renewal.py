@@ -7,18 +7,14 @@ import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-
 from monitor.app import Parts
 from monitor.demo import CLAUDE_CODE_TOKEN_KEY, demo_config
 from monitor.simulator import demo_simulator, renew_once, simulator_app
 from monitor.state import PollResult
+from tests.conftest import MakeClient, MakeServer
 from tests.support.clock import FakeClock
 
 MakeParts = Callable[..., Awaitable[Parts]]
-MakeServer = Callable[..., Awaitable[TestServer]]
-MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
 async def test_an_issued_token_works_until_it_expires_then_401_token_expired(

@@ -10,24 +10,21 @@ at 128, a longer configured one refused.
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestServer
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
 
 from monitor.simulator import Simulator, simulator_app
+from tests.conftest import MakeClient, MakeServer
 from tests.support.clock import FakeClock
 from tests.support.config import make_config
 from tests.support.jobs import ManualJobs
 from tests.support.tools import promtool_check_metrics
 from tests.support.upstream import ORG_A, TOKEN_A, TOKEN_C, base_url
 
-MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
-MakeServer = Callable[..., Awaitable[TestServer]]
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 CONFIGURED = 'say "hi" \\ back\\slash\nnew line · ünïcødé 🚀 <script>&'
 LONG = "n" * 100 + "<é" * 30  # 160 characters

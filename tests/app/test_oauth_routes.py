@@ -6,16 +6,14 @@ orgs that poll it with the caller's credential."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.simulator import Fault, Simulator, simulator_app
 from monitor.state import UsageStore
 from monitor.usage import parse_usage
+from tests.conftest import MakeClient, MakeServer
 from tests.support.config import make_config
 from tests.support.metrics import scrape, value
 from tests.support.upstream import (
@@ -28,9 +26,6 @@ from tests.support.upstream import (
     standard_simulator,
 )
 
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[..., Awaitable[Client]]
-MakeServer = Callable[..., Awaitable[TestServer]]
 AUTH_C = {"Authorization": f"Bearer {TOKEN_C}", "anthropic-beta": "oauth-2025-04-20"}
 
 

@@ -7,11 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 import monitor.otlp_export
 from monitor.app import otlp_push, reload_config
+from tests.conftest import Client, MakeServer
 from tests.support.config import make_config
 from tests.support.jobs import ManualJobs
 from tests.support.otlp import (
@@ -23,8 +22,6 @@ from tests.support.otlp import (
 )
 from tests.support.upstream import Upstream
 
-Client = TestClient[web.Request, web.Application]
-MakeServer = Callable[..., Awaitable[TestServer]]
 Driven = Callable[..., Awaitable[Client]]
 POLLS = "claude_usage_polls_total"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"

@@ -12,10 +12,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.app import otlp_push
+from tests.conftest import Client, MakeServer
 from tests.support.config import make_config
 from tests.support.jobs import ManualJobs
 from tests.support.metrics import Samples, parse_metrics
@@ -23,8 +22,6 @@ from tests.support.net import free_port
 from tests.support.otlp import METRICS_PATH, OtlpReceiver, openmetrics_samples, pushed_samples
 from tests.support.upstream import ORG_A, TOKEN_A, Upstream
 
-Client = TestClient[web.Request, web.Application]
-MakeServer = Callable[..., Awaitable[TestServer]]
 Driven = Callable[..., Awaitable[Client]]
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 OTLP_AUTH = "Basic b3RscC10ZXN0LXNlY3JldC1oZWFkZXI="  # never in a log

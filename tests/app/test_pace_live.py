@@ -6,18 +6,16 @@ recording rules, and what a relayed answer adds.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.demo import demo_config
 from monitor.simulator import demo_simulator, renew_once, simulator_app
 from monitor.simulator.demo import ACME, GLOBEX, INITECH
 from monitor.state import UsageStore
 from monitor.window_view import TIMES
+from tests.conftest import Client, MakeClient, MakeServer
 from tests.support.clock import FakeClock
 from tests.support.config import make_config
 from tests.support.docs import readme_metrics
@@ -29,9 +27,6 @@ from tests.support.observability import (
     recorded_names,
 )
 
-Client = TestClient[Any, Any]
-MakeClient = Callable[..., Awaitable[Client]]
-MakeServer = Callable[..., Awaitable[TestServer]]
 MINUTE = 60.0
 LENGTH = "claude_usage_window_length_seconds"
 

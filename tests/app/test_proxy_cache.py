@@ -5,14 +5,13 @@ an injected clock, the bounds, the bypass and the metric."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from multidict import MultiMapping
 
 from monitor.simulator import Fault, simulator_app
 from monitor.usage_cache import UsageCache
+from tests.conftest import Client, MakeClient, MakeServer
 from tests.support.clock import FakeClock
 from tests.support.config import make_config
 from tests.support.metrics import metric_lines, scrape, value
@@ -28,9 +27,6 @@ from tests.support.upstream import (
 )
 from tests.support.waiting import until
 
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[..., Awaitable[Client]]
-MakeServer = Callable[..., Awaitable[TestServer]]
 TTL = 30.0
 OAUTH = "/api/oauth/usage"
 CACHE = "claude_proxy_cache_requests_total"

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
+from tests.conftest import MakeClient, MakeServer
 from tests.support.config import make_config
 from tests.support.upstream import ORG_A, TOKEN_A
 
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[..., Awaitable[Client]]
-MakeServer = Callable[..., Awaitable[TestServer]]
 DEADLINE = 0.5  # timeout_seconds in these tests
 AUTH = {"Authorization": f"Bearer {TOKEN_A}"}
 

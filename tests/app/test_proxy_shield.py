@@ -4,22 +4,15 @@ no upstream until the back-off ends, and the poller and the proxy share what the
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-
 from monitor.schema import Config
 from monitor.simulator import Fault, simulator_app
+from tests.conftest import MakeClient, MakeServer
 from tests.support.clock import FakeClock
 from tests.support.config import make_config
 from tests.support.jobs import ManualJobs
 from tests.support.metrics import scrape, value
 from tests.support.upstream import ORG_A, ORG_C, TOKEN_A, TOKEN_C, Upstream, standard_simulator
 
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[..., Awaitable[Client]]
-MakeServer = Callable[..., Awaitable[TestServer]]
 OAUTH = "/api/oauth/usage"
 ORG_USAGE = f"/api/organizations/{ORG_C}/usage"
 CACHE = "claude_proxy_cache_requests_total"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import ai_limit_checker.claude
@@ -19,17 +18,13 @@ import ai_limit_checker.cli
 import claude_usage.api
 import claude_usage.printer
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.simulator import Simulator, simulator_app
+from tests.conftest import Client, MakeClient, MakeServer
 from tests.support.config import make_config
 from tests.support.metrics import scrape, value
 from tests.support.upstream import ORG_B, ORG_C, TOKEN_C, Upstream, standard_simulator
 
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[..., Awaitable[Client]]
-MakeServer = Callable[..., Awaitable[TestServer]]
 SESSION_KEY = "sk-ant-sid01-published-client-test-key"
 FAR_FUTURE_MS = 4102444800000  # 2100-01-01: the token never looks expired to the client
 

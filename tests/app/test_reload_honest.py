@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.app import reload_config
+from tests.conftest import MakeClient, MakeServer
 from tests.support.config import make_config
 from tests.support.jobs import ManualJobs
 from tests.support.waiting import until
 
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[..., Awaitable[Client]]
-MakeServer = Callable[..., Awaitable[TestServer]]
 ORGS = [
     {"uuid": f"00000000-0000-4000-8000-{n:012d}", "name": f"org{n}", "token_env": "TOKEN_A"}
     for n in range(6)

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Awaitable, Callable
-
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from monitor.app import Reloads
 from monitor.config import ConfigError
 from monitor.schema import Config
 from monitor.state import UsageStore
+from tests.conftest import MakeClient
 from tests.support.config import make_config
 from tests.support.upstream import ORG_A, ORG_C, Upstream
 from tests.support.waiting import until
-
-Client = TestClient[web.Request, web.Application]
-MakeClient = Callable[..., Awaitable[Client]]
 
 
 async def test_a_slow_load_runs_off_the_loop_and_a_burst_is_folded(

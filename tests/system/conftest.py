@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from monitor.app import create_app
 from monitor.simulator import Fault, simulator_app
 from monitor.state import UsageStore
+from tests.conftest import MakeServer
 from tests.support.clock import FakeClock
 from tests.support.config import make_config
 from tests.support.devtools import Tab, chromium
@@ -25,8 +25,6 @@ from tests.support.status_browser import (
 )
 from tests.support.tools import require_tool
 from tests.support.upstream import ORG_A, ORG_B, ORG_C, base_url
-
-MakeServer = Callable[..., Awaitable[TestServer]]
 
 
 @pytest.fixture

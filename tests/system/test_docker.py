@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ import yaml
 
 from monitor.health import HEALTHY
 from tests.support.docker import Dockerd
+from tests.support.net import free_port
 from tests.support.paths import ROOT
 from tests.support.tools import require_tool
 
@@ -79,13 +79,6 @@ def debian_mirror() -> str:
                 if len(words) >= 3 and words[0] == "deb" and "-" not in words[2]:
                     return words[1]
     pytest.fail("no Debian mirror in apt's sources for debootstrap")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
