@@ -16,8 +16,10 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from tests.support.net import get
+from tests.support.config import write_config
+from tests.support.net import free_port, get
 from tests.support.paths import ROOT
 from tests.support.waiting import until_sync
 
@@ -160,3 +162,21 @@ def assert_clean_exit(code: int, err: str) -> None:
         "Task was destroyed",
     ):
         assert sign not in err, err
+
+
+async def run_serving(
+    start: Callable[[list[str], dict[str, str]], MonitorProcess],
+    config: Path,
+    base_url: str,
+    orgs: list[dict[str, Any]],
+    env: dict[str, str],
+    **sections: Any,
+) -> tuple[MonitorProcess, int]:
+    """`monitor run` on a free port, its config written to `config` (`write_config` with
+    `sections`; `server` gets the port added), once `/healthz` answers 200."""
+    port = free_port()
+    server = {"port": port, **sections.pop("server", {})}
+    write_config(config, base_url, orgs, server=server, **sections)
+    monitor = start(["run", "--config", str(config)], env)
+    await monitor.wait_until_async(f"http://127.0.0.1:{port}/healthz", status_200)
+    return monitor, port

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support.config import ORGS_ABC, write_config
+from tests.support.config import ORGS_ABC
 from tests.support.hostile import (
     Drip,
     HostileUpstream,
@@ -29,8 +29,7 @@ from tests.support.hostile import (
     stopped_cleanly,
 )
 from tests.support.metrics import parse_metrics, value
-from tests.support.net import free_port
-from tests.support.process import MonitorProcess, status_200
+from tests.support.process import MonitorProcess, run_serving, status_200
 from tests.support.upstream import AUTH_A, ORG_A, ORG_B, ORG_C, TOKEN_A, TOKEN_B, TOKEN_C
 from tests.support.waiting import until_sync
 
@@ -53,19 +52,17 @@ def usage_path(org_uuid: str) -> str:
 async def start(
     start_monitor: StartMonitor, tmp_path: Path, upstream: str, deadline: float
 ) -> tuple[MonitorProcess, str]:
-    port = free_port()
-    config = write_config(
+    monitor, port = await run_serving(
+        start_monitor,
         tmp_path / "config.toml",
         upstream,
         ORGS_ABC,
-        server={"port": port, "shutdown_grace_seconds": 1},
+        ENV,
+        server={"shutdown_grace_seconds": 1},
         upstream={"timeout_seconds": deadline},
         poll={"interval_seconds": 1, "max_interval_seconds": 2},
     )
-    monitor = start_monitor(["run", "--config", str(config)], ENV)
-    base = f"http://127.0.0.1:{port}"
-    await monitor.wait_until_async(f"{base}/healthz", status_200)
-    return monitor, base
+    return monitor, f"http://127.0.0.1:{port}"
 
 
 @dataclass(frozen=True)

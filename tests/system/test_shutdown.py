@@ -18,10 +18,9 @@ import aiohttp
 import pytest
 
 from tests.conftest import MakeServer, StartMonitor
-from tests.support.config import write_config
 from tests.support.fakes import SlowUpstream
-from tests.support.net import free_port, refused
-from tests.support.process import MonitorProcess, status_200
+from tests.support.net import refused
+from tests.support.process import MonitorProcess, run_serving
 from tests.support.upstream import AUTH_A, ORG_A, TOKEN_A, base_url
 from tests.support.waiting import until
 
@@ -36,18 +35,16 @@ EXIT_WITHIN = 30.0
 async def start(
     tmp_path: Path, start_monitor: StartMonitor, upstream: str, grace: float
 ) -> tuple[MonitorProcess, int]:
-    port = free_port()
-    config = write_config(
+    return await run_serving(
+        start_monitor,
         tmp_path / "config.toml",
         upstream,
         [{"uuid": ORG_A, "token_env": "TOKEN_A"}],
-        server={"port": port, "shutdown_grace_seconds": grace},
+        {"TOKEN_A": TOKEN_A},
+        server={"shutdown_grace_seconds": grace},
         upstream={"timeout_seconds": 600},  # only the grace may cut a request short
         poll={"interval_seconds": 1, "max_interval_seconds": 2},
     )
-    monitor = start_monitor(["run", "--config", str(config)], {"TOKEN_A": TOKEN_A})
-    await monitor.wait_until_async(f"http://127.0.0.1:{port}/healthz", status_200)
-    return monitor, port
 
 
 async def project(port: int) -> tuple[int, bytes]:
