@@ -54,7 +54,7 @@ class Credential:
             return {"Authorization": f"Bearer {value}"}
         return {"Cookie": f"sessionKey={value}"}
 
-    @functools.cached_property  # asked twice per poll; a credential never changes
+    @functools.cached_property  # a credential never changes; `current` reuses one per secret
     def fingerprint(self) -> str:
         """A stable id of the secret, for grouping orgs that share one (never exported)."""
         digest = hashlib.sha256(self.secret.get_secret_value().encode()).hexdigest()
@@ -89,10 +89,18 @@ class LiveCredential:
         self._failures = FailureLog(log, "credential reload", clock)
         self.reloads: dict[ReloadResult, int] = dict.fromkeys(RELOAD_RESULTS, 0)
         self.version = 0  # goes up whenever the secret, its expiry or a counter moves
+        self._current: tuple[SecretReading, Credential] | None = None
 
     @property
     def current(self) -> Credential:
-        return Credential(self.spec.presented, self._reading.value, self.spec.describe())
+        """The credential as its source has it now: one object per reading, so what is
+        derived from it (the fingerprint, asked at every poll and by the passive refresh
+        for every org) is computed once per secret, not at each use."""
+        cached = self._current
+        if cached is None or cached[0] is not self._reading:
+            credential = Credential(self.spec.presented, self._reading.value, self.spec.describe())
+            cached = self._current = (self._reading, credential)
+        return cached[1]
 
     @property
     def expires_at(self) -> float | None:
